@@ -1,0 +1,338 @@
+/**
+ * One Durable Object per conversation: the single writer of its members, its message
+ * order and its markers, the host of its open conversation sockets, and the source of
+ * every event its members' inboxes receive.
+ */
+import { DurableObject } from "cloudflare:workers";
+import {
+  CLOSE_FORBIDDEN,
+  CLOSE_UNAUTHORIZED,
+  fail,
+  ok,
+  type ClientFrame,
+  type Conversation as ConversationShape,
+  type Message,
+  type Outcome,
+  type ReceiptKind,
+  type Role,
+  type SendInput,
+} from "../protocol";
+import { limits } from "../worker/lib/config";
+import { newId } from "../worker/lib/ids";
+import { ConversationStore, CONVERSATION_SCHEMA } from "./conversation-store";
+import { directory, forgetMember, recordConversation, recordMembers, unknownUsers } from "./directory";
+import { FanOut } from "./fanout";
+import { errorFrame, parseFrame } from "./frames";
+import { callerFromHeaders, closeSocket, json, migrate, sendFrame, type Caller, type SocketIdentity } from "./schema";
+
+/** A typing `start` that is not renewed within this long ends by itself. */
+export const TYPING_TTL_MS = 6_000;
+
+interface SocketState extends SocketIdentity {
+  /** When this socket's typing indicator lapses; 0 when it is not typing. */
+  typingUntil: number;
+}
+
+export interface CreateSpec {
+  conversationId: string;
+  type: "direct" | "group";
+  name: string | null;
+  directKey: string | null;
+  creator: string;
+  /** Everyone but the creator. */
+  others: string[];
+}
+
+export class Conversation extends DurableObject<Env> {
+  private readonly store: ConversationStore;
+  private readonly fanout: FanOut;
+  private readonly limits = limits(this.env as unknown as Record<string, unknown>);
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.store = new ConversationStore(ctx.storage.sql);
+    this.fanout = new FanOut(ctx, env, this.store);
+    ctx.blockConcurrencyWhile(async () => migrate(ctx.storage.sql, CONVERSATION_SCHEMA));
+    // Answered by the runtime without waking the object.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
+  }
+
+  // ---- membership ------------------------------------------------------------
+
+  /** Creates the conversation, or answers the existing one (`created: false`); D1 is written first. */
+  async create(spec: CreateSpec): Promise<Outcome<ConversationShape>> {
+    if (this.store.info()) return ok(this.store.snapshot(), false);
+    const others = [...new Set(spec.others)].filter((id) => id !== spec.creator);
+    if (others.length + 1 > this.limits.maxGroupMembers) {
+      return fail("limit_exceeded", `a conversation has at most ${this.limits.maxGroupMembers} members`);
+    }
+    const dir = directory(this.env.DB);
+    const unknown = await unknownUsers(dir, others);
+    if (unknown.length) return fail("not_found", `unknown user: ${unknown[0]}`);
+    // A concurrent create for the same id may have finished while D1 answered.
+    if (this.store.info()) return ok(this.store.snapshot(), false);
+
+    const now = Date.now();
+    const creatorRole: Role = spec.type === "group" ? "admin" : "member";
+    const members = [{ userId: spec.creator, role: creatorRole }, ...others.map((userId) => ({ userId, role: "member" as Role }))];
+    await recordConversation(
+      dir,
+      { id: spec.conversationId, type: spec.type, name: spec.name, directKey: spec.directKey, createdBy: spec.creator, createdAt: now },
+      members,
+    );
+    if (this.store.info()) return ok(this.store.snapshot(), false);
+    this.ctx.storage.transactionSync(() => {
+      this.store.createInfo({ id: spec.conversationId, type: spec.type, name: spec.name, created_by: spec.creator, created_at: now });
+      for (const m of members) this.store.upsertMember(m.userId, m.role, now);
+      this.store.appendFeed({ type: "conversation", conversation: this.store.snapshot() });
+    });
+    await this.fanout.kick();
+    return ok(this.store.snapshot(), true);
+  }
+
+  /** The conversation as its members see it. */
+  async describe(caller: Caller): Promise<Outcome<ConversationShape>> {
+    const denied = this.checkMember(caller.userId);
+    return denied ?? ok(this.store.snapshot());
+  }
+
+  async addMembers(caller: Caller, userIds: string[]): Promise<Outcome<ConversationShape>> {
+    const denied = this.checkMember(caller.userId) ?? this.checkAdmin(caller.userId);
+    if (denied) return denied;
+    if (this.store.info()!.type === "direct") return fail("forbidden", "members cannot be added to a direct conversation");
+    const current = new Set(this.store.activeMembers().map((m) => m.user_id));
+    const fresh = [...new Set(userIds)].filter((id) => !current.has(id));
+    if (current.size + fresh.length > this.limits.maxGroupMembers) {
+      return fail("limit_exceeded", `a conversation has at most ${this.limits.maxGroupMembers} members`);
+    }
+    if (fresh.length === 0) return ok(this.store.snapshot());
+    const dir = directory(this.env.DB);
+    const unknown = await unknownUsers(dir, fresh);
+    if (unknown.length) return fail("not_found", `unknown user: ${unknown[0]}`);
+    const now = Date.now();
+    await recordMembers(dir, this.store.info()!.id, fresh.map((userId) => ({ userId, role: "member" as Role })), now);
+    this.ctx.storage.transactionSync(() => {
+      for (const id of fresh) if (!this.store.activeMember(id)) this.store.upsertMember(id, "member", now);
+      this.store.appendFeed({ type: "conversation", conversation: this.store.snapshot() });
+    });
+    await this.fanout.kick();
+    return ok(this.store.snapshot());
+  }
+
+  /** Removes a member (admins), or the caller themself (leaving). Their sockets here close with 4403. */
+  async removeMember(caller: Caller, userId: string): Promise<Outcome<null>> {
+    const denied = this.checkMember(caller.userId) ?? (userId === caller.userId ? null : this.checkAdmin(caller.userId));
+    if (denied) return denied;
+    const info = this.store.info()!;
+    if (info.type === "direct") return fail("forbidden", "nobody can be removed from a direct conversation");
+    if (!this.store.activeMember(userId)) return fail("not_found", "not a member of this conversation");
+
+    await forgetMember(directory(this.env.DB), info.id, userId);
+    this.ctx.storage.transactionSync(() => {
+      const removedAt = this.store.appendFeed({ type: "removed", conversation_id: info.id }, userId);
+      this.store.deactivateMember(userId, removedAt);
+      const remaining = this.store.activeMembers();
+      // A group is never left without an admin: the longest-standing member takes over.
+      if (remaining.length && !remaining.some((m) => m.role === "admin")) this.store.setRole(remaining[0]!.user_id, "admin");
+      this.store.appendFeed({ type: "conversation", conversation: this.store.snapshot() });
+    });
+    for (const ws of this.ctx.getWebSockets(userId)) closeSocket(ws, CLOSE_FORBIDDEN, "removed from the conversation");
+    await this.fanout.kick();
+    return ok(null);
+  }
+
+  // ---- messages --------------------------------------------------------------
+
+  /** Sends over HTTP: stores, answers, and relays to the open sockets. */
+  async postMessage(caller: Caller, input: SendInput): Promise<Outcome<Message>> {
+    const result = await this.send(caller, input);
+    if (!result.ok) return result;
+    if (result.created) this.broadcast({ type: "message", message: result.value });
+    return result;
+  }
+
+  async history(caller: Caller, q: { after?: number; before?: number; limit: number }) {
+    const denied = this.checkMember(caller.userId);
+    if (denied) return denied;
+    const messages = this.store.history(q);
+    const lastSeq = this.store.info()!.last_seq;
+    const tail = messages.at(-1)?.seq;
+    return ok({ messages, next_after_seq: tail !== undefined && tail < lastSeq ? tail : null });
+  }
+
+  /** Moves the caller's read marker, or their device's delivered marker, forward. */
+  async mark(caller: Caller, kind: ReceiptKind, upTo: number): Promise<Outcome<null>> {
+    const denied = this.checkMember(caller.userId);
+    if (denied) return denied;
+    const info = this.store.info()!;
+    if (upTo > info.last_seq) return fail("invalid_request", `up_to_seq ${upTo} is beyond the last message (${info.last_seq})`);
+    const moved = this.ctx.storage.transactionSync(() => {
+      const advanced =
+        kind === "read"
+          ? this.store.advanceRead(caller.userId, upTo)
+          : this.store.advanceDelivered(caller.userId, caller.deviceId, upTo);
+      if (advanced) this.store.appendFeed({ type: "receipt", conversation_id: info.id, user_id: caller.userId, kind, up_to_seq: upTo });
+      return advanced;
+    });
+    if (moved) {
+      this.broadcast({ type: "receipt", conversation_id: info.id, user_id: caller.userId, kind, up_to_seq: upTo });
+      await this.fanout.kick();
+    }
+    return ok(null);
+  }
+
+  /** Refuses the device from now on and closes its sockets here with 4401. */
+  async revokeDevice(deviceId: string): Promise<void> {
+    this.store.revokeDevice(deviceId);
+    for (const ws of this.ctx.getWebSockets(`d:${deviceId}`)) closeSocket(ws, CLOSE_UNAUTHORIZED, "device revoked");
+  }
+
+  private async send(caller: Caller, input: SendInput): Promise<Outcome<Message>> {
+    const denied = this.checkMember(caller.userId);
+    if (denied) return denied;
+    if (input.content.length > this.limits.maxContentChars) {
+      return fail("too_large", `content is longer than ${this.limits.maxContentChars} characters`);
+    }
+    if (input.kind === "media" && !input.media_id) return fail("invalid_request", "media_id: required for kind media");
+    const original = this.store.messageByClientId(caller.userId, input.client_message_id);
+    if (original) return ok(original, false);
+    const message = this.ctx.storage.transactionSync(() =>
+      this.store.appendMessage({
+        message_id: newId("m"),
+        sender_id: caller.userId,
+        sender_device_id: caller.deviceId,
+        client_message_id: input.client_message_id,
+        kind: input.kind,
+        content: input.content,
+        ...(input.media_id ? { media_id: input.media_id } : {}),
+        created_at: Date.now(),
+      }),
+    );
+    await this.fanout.kick();
+    return ok(message, true);
+  }
+
+  private checkMember(userId: string) {
+    if (!this.store.info()) return fail("not_found", "no such conversation");
+    if (!this.store.activeMember(userId)) return fail("forbidden", "not a member of this conversation");
+    return null;
+  }
+
+  private checkAdmin(userId: string) {
+    return this.store.activeMember(userId)?.role === "admin" ? null : fail("forbidden", "only admins can do that");
+  }
+
+  // ---- sockets ---------------------------------------------------------------
+
+  /** The conversation socket; the Worker has authenticated the caller and forwards the upgrade. */
+  override async fetch(request: Request): Promise<Response> {
+    const caller = callerFromHeaders(request.headers);
+    if (!caller || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return json({ error: { code: "invalid_request", message: "expected a WebSocket upgrade" } }, 400);
+    }
+    const denied = this.checkMember(caller.userId);
+    if (denied) return json({ error: denied.error }, denied.error.code === "not_found" ? 404 : 403);
+    if (this.store.isRevoked(caller.deviceId)) return json({ error: { code: "unauthorized", message: "device revoked" } }, 401);
+
+    const pair = new WebSocketPair();
+    const server = pair[1];
+    this.ctx.acceptWebSocket(server, [caller.userId, `d:${caller.deviceId}`]);
+    server.serializeAttachment({ ...caller, typingUntil: 0 } satisfies SocketState);
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
+    const state = ws.deserializeAttachment() as SocketState;
+    if (state.exp * 1000 <= Date.now() || this.store.isRevoked(state.deviceId)) {
+      return closeSocket(ws, CLOSE_UNAUTHORIZED, "token expired or device revoked");
+    }
+    if (!this.store.activeMember(state.userId)) return closeSocket(ws, CLOSE_FORBIDDEN, "not a member");
+
+    const parsed = parseFrame(data, this.limits.maxBodyBytes);
+    if ("error" in parsed) return sendFrame(ws, errorFrame(parsed.error, parsed.ref));
+    await this.onFrame(ws, state, parsed.frame);
+  }
+
+  private async onFrame(ws: WebSocket, state: SocketState, frame: ClientFrame): Promise<void> {
+    switch (frame.type) {
+      case "send": {
+        const { type: _, ...input } = frame;
+        const result = await this.send(state, input);
+        if (!result.ok) return sendFrame(ws, errorFrame(result.error, frame.client_message_id));
+        sendFrame(ws, { type: "sent", client_message_id: frame.client_message_id, message: result.value });
+        if (result.created) this.broadcast({ type: "message", message: result.value });
+        return;
+      }
+      case "delivered":
+      case "read": {
+        const result = await this.mark(state, frame.type, frame.up_to_seq);
+        if (!result.ok) sendFrame(ws, errorFrame(result.error, null));
+        return;
+      }
+      case "typing": {
+        const typingUntil = frame.state === "start" ? Date.now() + TYPING_TTL_MS : 0;
+        ws.serializeAttachment({ ...state, typingUntil } satisfies SocketState);
+        this.broadcastTyping(ws, state, frame.state, typingUntil);
+        if (typingUntil) await this.fanout.wakeAt(typingUntil);
+        return;
+      }
+      case "ping":
+        // Only reached when the frame's text differs from the auto-response's, e.g. extra spaces.
+        return sendFrame(ws, { type: "pong" });
+      case "call": {
+        const relayed = JSON.stringify({ ...frame, from_user_id: state.userId, from_device_id: state.deviceId });
+        const targets = frame.to_device_id ? this.ctx.getWebSockets(`d:${frame.to_device_id}`) : this.ctx.getWebSockets();
+        for (const peer of targets) if (peer !== ws) sendFrame(peer, relayed);
+        return;
+      }
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    const state = ws.deserializeAttachment() as SocketState | null;
+    if (state?.typingUntil && state.typingUntil > Date.now()) this.broadcastTyping(ws, state, "stop", 0);
+    closeSocket(ws, code === 1005 || code === 1006 ? 1000 : code, "closing");
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    closeSocket(ws, 1011, "error");
+  }
+
+  /** Drains what inboxes are still owed, and ends typing indicators that were not renewed. */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    for (const ws of this.ctx.getWebSockets()) {
+      const state = ws.deserializeAttachment() as SocketState;
+      if (state.typingUntil && state.typingUntil <= now) {
+        ws.serializeAttachment({ ...state, typingUntil: 0 } satisfies SocketState);
+        this.broadcastTyping(ws, state, "stop", 0);
+      }
+    }
+    await this.fanout.onAlarm(this.nextTypingExpiry());
+  }
+
+  private nextTypingExpiry(): number | null {
+    let next: number | null = null;
+    for (const ws of this.ctx.getWebSockets()) {
+      const until = (ws.deserializeAttachment() as SocketState).typingUntil;
+      if (until && (next === null || until < next)) next = until;
+    }
+    return next;
+  }
+
+  private broadcastTyping(from: WebSocket, who: Caller, state: "start" | "stop", expiresAt: number): void {
+    const frame = JSON.stringify({
+      type: "typing",
+      user_id: who.userId,
+      device_id: who.deviceId,
+      state,
+      ...(expiresAt ? { expires_at: expiresAt } : {}),
+    });
+    for (const ws of this.ctx.getWebSockets()) if (ws !== from) sendFrame(ws, frame);
+  }
+
+  private broadcast(frame: unknown): void {
+    const text = JSON.stringify(frame);
+    for (const ws of this.ctx.getWebSockets()) sendFrame(ws, text);
+  }
+}

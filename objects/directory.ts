@@ -1,0 +1,75 @@
+/**
+ * The D1 directory, as the objects and the Worker both use it: who exists, which
+ * devices are live, who belongs to which conversation.
+ */
+import { and, eq, inArray, isNull, sql } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import { conversations, devices, memberships, users } from "../schema/schema";
+import type { Role } from "../protocol";
+
+export const directory = (db: D1Database) => drizzle(db, { schema: { users, devices, conversations, memberships } });
+export type Directory = ReturnType<typeof directory>;
+
+/** The ids among `ids` that belong to no user. D1 caps bound parameters, so ask in slices. */
+export async function unknownUsers(dir: Directory, ids: string[]): Promise<string[]> {
+  const found = new Set<string>();
+  for (let i = 0; i < ids.length; i += 90) {
+    const rows = await dir.select({ id: users.id }).from(users).where(inArray(users.id, ids.slice(i, i + 90)));
+    for (const r of rows) found.add(r.id);
+  }
+  return ids.filter((id) => !found.has(id));
+}
+
+export async function isLiveDevice(dir: Directory, userId: string, deviceId: string): Promise<boolean> {
+  const rows = await dir
+    .select({ id: devices.id })
+    .from(devices)
+    .where(and(eq(devices.id, deviceId), eq(devices.userId, userId), isNull(devices.revokedAt)));
+  return rows.length > 0;
+}
+
+export interface ConversationRecord {
+  id: string;
+  type: "direct" | "group";
+  name: string | null;
+  directKey: string | null;
+  createdBy: string;
+  createdAt: number;
+}
+
+/** Writes a conversation and its first members; repeating it is harmless. */
+export async function recordConversation(dir: Directory, c: ConversationRecord, members: { userId: string; role: Role }[]) {
+  await dir.batch([
+    dir.insert(conversations).values(c).onConflictDoNothing(),
+    ...chunks(members, 20).map((slice) =>
+      dir
+        .insert(memberships)
+        .values(slice.map((m) => ({ conversationId: c.id, userId: m.userId, role: m.role, joinedAt: c.createdAt })))
+        .onConflictDoNothing(),
+    ),
+  ]);
+}
+
+export async function recordMembers(dir: Directory, conversationId: string, members: { userId: string; role: Role }[], now: number) {
+  for (const slice of chunks(members, 20)) {
+    await dir
+      .insert(memberships)
+      .values(slice.map((m) => ({ conversationId, userId: m.userId, role: m.role, joinedAt: now })))
+      .onConflictDoUpdate({ target: [memberships.conversationId, memberships.userId], set: { role: sql`excluded.role` } });
+  }
+}
+
+export async function forgetMember(dir: Directory, conversationId: string, userId: string) {
+  await dir.delete(memberships).where(and(eq(memberships.conversationId, conversationId), eq(memberships.userId, userId)));
+}
+
+export async function conversationIdsOf(dir: Directory, userId: string): Promise<string[]> {
+  const rows = await dir.select({ id: memberships.conversationId }).from(memberships).where(eq(memberships.userId, userId));
+  return rows.map((r) => r.id);
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}

@@ -1,0 +1,287 @@
+/**
+ * One Durable Object per user: the ordered log of everything addressed to the user
+ * (the device socket's stream, resumable by cursor), the conversation list with last
+ * messages and unread counts, and the sockets of all the user's devices.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { z } from "zod";
+import { CLOSE_UNAUTHORIZED, fail, ok, type ConversationSummary, type FeedEvent, type Message, type Outcome } from "../protocol";
+import { limits } from "../worker/lib/config";
+import type { OwedEvent } from "./conversation-store";
+import { errorFrame } from "./frames";
+import { callerFromHeaders, closeSocket, json, migrate, sendFrame, type SocketIdentity } from "./schema";
+
+const INBOX_SCHEMA = [
+  `CREATE TABLE log (
+     cursor INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT NULL, type TEXT NOT NULL,
+     seq INTEGER, sender_id TEXT, event TEXT NOT NULL, created_at INTEGER NOT NULL);
+   CREATE UNIQUE INDEX log_messages ON log (conversation_id, seq) WHERE type = 'message';
+   CREATE TABLE conversations (
+     conversation_id TEXT PRIMARY KEY, last_feed_id INTEGER NOT NULL DEFAULT 0, snapshot TEXT,
+     last_message TEXT, last_seq INTEGER NOT NULL DEFAULT 0, last_activity INTEGER NOT NULL DEFAULT 0,
+     last_read_seq INTEGER NOT NULL DEFAULT 0, removed INTEGER NOT NULL DEFAULT 0);
+   CREATE INDEX conversations_activity ON conversations (last_activity DESC, conversation_id DESC);
+   CREATE TABLE revoked_devices (device_id TEXT PRIMARY KEY);`,
+] as const;
+
+const REPLAY_PAGE = 500;
+
+interface ConversationRow extends Record<string, SqlStorageValue> {
+  conversation_id: string;
+  last_feed_id: number;
+  snapshot: string | null;
+  last_message: string | null;
+  last_seq: number;
+  last_activity: number;
+  last_read_seq: number;
+  removed: number;
+}
+
+interface LogRow extends Record<string, SqlStorageValue> {
+  cursor: number;
+  event: string;
+}
+
+/** What a conversation hands an inbox: events past the inbox's position, and the position they reach. */
+export interface IngestBatch {
+  userId: string;
+  conversationId: string;
+  events: OwedEvent[];
+  upto: number;
+}
+
+/** Cursors are opaque to clients; here they are the log's row ids. */
+const CursorParam = z.string().regex(/^\d{1,15}$/).transform(Number);
+const ListCursor = z.tuple([z.number(), z.string()]);
+
+export class Inbox extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private readonly limits = limits(this.env as unknown as Record<string, unknown>);
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    ctx.blockConcurrencyWhile(async () => migrate(this.sql, INBOX_SCHEMA));
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
+  }
+
+  /**
+   * Applies a conversation's events, each once: whatever lies at or below the position
+   * already recorded for that conversation is a repeat of an earlier delivery.
+   */
+  async ingest(batch: IngestBatch): Promise<void> {
+    const appended: LogRow[] = [];
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("INSERT OR IGNORE INTO conversations (conversation_id) VALUES (?)", batch.conversationId);
+      const position = this.conversationRow(batch.conversationId)!.last_feed_id;
+      for (const { feedId, event } of batch.events) {
+        if (feedId <= position) continue;
+        const row = this.append(batch.conversationId, event);
+        if (row) appended.push(row);
+        this.applyToList(batch.userId, batch.conversationId, event);
+      }
+      this.sql.exec(
+        "UPDATE conversations SET last_feed_id = max(last_feed_id, ?) WHERE conversation_id = ?",
+        batch.upto,
+        batch.conversationId,
+      );
+    });
+    for (const row of appended) {
+      const frame = deviceFrame(row);
+      for (const ws of this.ctx.getWebSockets()) sendFrame(ws, frame);
+    }
+  }
+
+  /** The user's conversations, most recent activity first. */
+  async listConversations(
+    userId: string,
+    opts: { limit: number; cursor?: string },
+  ): Promise<Outcome<{ conversations: ConversationSummary[]; next_cursor: string | null }>> {
+    let after: [number, string] = [Number.MAX_SAFE_INTEGER, ""];
+    if (opts.cursor !== undefined) {
+      const parsed = ListCursor.safeParse(decodeCursor(opts.cursor));
+      if (!parsed.success) return fail("invalid_request", "cursor: not a cursor this server issued");
+      after = parsed.data;
+    }
+    const rows = this.sql
+      .exec<ConversationRow>(
+        `SELECT * FROM conversations WHERE removed = 0 AND snapshot IS NOT NULL
+           AND (last_activity < ? OR (last_activity = ? AND conversation_id < ?) OR ? = '')
+         ORDER BY last_activity DESC, conversation_id DESC LIMIT ?`,
+        after[0],
+        after[0],
+        after[1],
+        after[1],
+        opts.limit + 1,
+      )
+      .toArray();
+    const page = rows.slice(0, opts.limit);
+    const last = page.at(-1);
+    return ok({
+      conversations: page.map((row) => this.summary(userId, row)),
+      next_cursor: rows.length > opts.limit && last ? encodeCursor([last.last_activity, last.conversation_id]) : null,
+    });
+  }
+
+  /** Refuses the device from now on and closes its device sockets with 4401. */
+  async revokeDevice(deviceId: string): Promise<void> {
+    this.sql.exec("INSERT OR IGNORE INTO revoked_devices (device_id) VALUES (?)", deviceId);
+    for (const ws of this.ctx.getWebSockets(`d:${deviceId}`)) closeSocket(ws, CLOSE_UNAUTHORIZED, "device revoked");
+  }
+
+  // ---- device socket ---------------------------------------------------------
+
+  /** The device socket: replays the log after `since`, then streams. The Worker authenticated the caller. */
+  override async fetch(request: Request): Promise<Response> {
+    const caller = callerFromHeaders(request.headers);
+    if (!caller || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return json({ error: { code: "invalid_request", message: "expected a WebSocket upgrade" } }, 400);
+    }
+    const sinceParam = new URL(request.url).searchParams.get("since");
+    const since = sinceParam === null ? null : CursorParam.safeParse(sinceParam);
+    if (since && !since.success) return json({ error: { code: "invalid_request", message: "since: not a cursor" } }, 400);
+    if (this.isRevoked(caller.deviceId)) return json({ error: { code: "unauthorized", message: "device revoked" } }, 401);
+
+    const pair = new WebSocketPair();
+    const server = pair[1];
+    this.ctx.acceptWebSocket(server, [`d:${caller.deviceId}`]);
+    server.serializeAttachment(caller satisfies SocketIdentity);
+    // No await between here and the last replayed frame: nothing can be appended in between.
+    if (since) this.replay(server, since.data);
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
+    const state = ws.deserializeAttachment() as SocketIdentity;
+    if (state.exp * 1000 <= Date.now() || this.isRevoked(state.deviceId)) {
+      return closeSocket(ws, CLOSE_UNAUTHORIZED, "token expired or device revoked");
+    }
+    if (typeof data === "string" && data.length <= this.limits.maxBodyBytes) {
+      try {
+        if ((JSON.parse(data) as { type?: unknown })?.type === "ping") return sendFrame(ws, { type: "pong" });
+      } catch {
+        return sendFrame(ws, errorFrame({ code: "invalid_request", message: "frame is not valid JSON" }, null));
+      }
+    }
+    sendFrame(ws, errorFrame({ code: "invalid_request", message: "the device socket takes only ping frames" }, null));
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    closeSocket(ws, code === 1005 || code === 1006 ? 1000 : code, "closing");
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    closeSocket(ws, 1011, "error");
+  }
+
+  // ---- internals -------------------------------------------------------------
+
+  private replay(ws: WebSocket, since: number): void {
+    let from = since;
+    for (;;) {
+      const rows = this.sql
+        .exec<LogRow>("SELECT cursor, event FROM log WHERE cursor > ? ORDER BY cursor LIMIT ?", from, REPLAY_PAGE)
+        .toArray();
+      for (const row of rows) sendFrame(ws, deviceFrame(row));
+      if (rows.length < REPLAY_PAGE) return;
+      from = rows.at(-1)!.cursor;
+    }
+  }
+
+  /** Appends one event to the log; null when it is a message the log already holds. */
+  private append(conversationId: string, event: FeedEvent): LogRow | null {
+    const isMessage = event.type === "message";
+    const cursor = this.sql
+      .exec<{ cursor: number }>(
+        `INSERT OR IGNORE INTO log (conversation_id, type, seq, sender_id, event, created_at)
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING cursor`,
+        conversationId,
+        event.type,
+        isMessage ? event.message.seq : null,
+        isMessage ? event.message.sender_id : null,
+        JSON.stringify(event),
+        Date.now(),
+      )
+      .toArray()[0]?.cursor;
+    return cursor === undefined ? null : { cursor, event: JSON.stringify(event) };
+  }
+
+  private applyToList(userId: string, conversationId: string, event: FeedEvent): void {
+    switch (event.type) {
+      case "message":
+        this.sql.exec(
+          `UPDATE conversations SET last_message = ?, last_seq = ?, last_activity = max(last_activity, ?)
+           WHERE conversation_id = ? AND last_seq < ?`,
+          JSON.stringify(event.message),
+          event.message.seq,
+          event.message.created_at,
+          conversationId,
+          event.message.seq,
+        );
+        return;
+      case "conversation":
+        this.sql.exec(
+          `UPDATE conversations SET snapshot = ?, removed = 0,
+             last_activity = CASE WHEN snapshot IS NULL OR removed = 1 THEN ? ELSE last_activity END
+           WHERE conversation_id = ?`,
+          JSON.stringify(event.conversation),
+          Date.now(),
+          conversationId,
+        );
+        return;
+      case "removed":
+        this.sql.exec("UPDATE conversations SET removed = 1 WHERE conversation_id = ?", conversationId);
+        return;
+      case "receipt":
+        if (event.kind === "read" && event.user_id === userId) {
+          this.sql.exec(
+            "UPDATE conversations SET last_read_seq = max(last_read_seq, ?) WHERE conversation_id = ?",
+            event.up_to_seq,
+            conversationId,
+          );
+        }
+        return;
+    }
+  }
+
+  private summary(userId: string, row: ConversationRow): ConversationSummary {
+    const unread = this.sql
+      .exec<{ n: number }>(
+        "SELECT count(*) AS n FROM log WHERE type = 'message' AND conversation_id = ? AND seq > ? AND sender_id != ?",
+        row.conversation_id,
+        row.last_read_seq,
+        userId,
+      )
+      .one().n;
+    return {
+      ...(JSON.parse(row.snapshot!) as Omit<ConversationSummary, "last_message" | "unread_count" | "last_read_seq">),
+      last_message: row.last_message ? (JSON.parse(row.last_message) as Message) : null,
+      unread_count: unread,
+      last_read_seq: row.last_read_seq,
+    };
+  }
+
+  private conversationRow(conversationId: string): ConversationRow | null {
+    return this.sql.exec<ConversationRow>("SELECT * FROM conversations WHERE conversation_id = ?", conversationId).toArray()[0] ?? null;
+  }
+
+  private isRevoked(deviceId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM revoked_devices WHERE device_id = ?", deviceId).toArray().length > 0;
+  }
+}
+
+/** `{"type", "cursor", ...}`: the stored event with its cursor spliced in after the type. */
+function deviceFrame(row: LogRow): string {
+  const { type, ...rest } = JSON.parse(row.event) as FeedEvent;
+  return JSON.stringify({ type, cursor: String(row.cursor), ...rest });
+}
+
+const encodeCursor = (value: unknown) => btoa(JSON.stringify(value)).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+
+function decodeCursor(cursor: string): unknown {
+  try {
+    return JSON.parse(atob(cursor.replaceAll("-", "+").replaceAll("_", "/")));
+  } catch {
+    return undefined;
+  }
+}

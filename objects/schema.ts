@@ -1,0 +1,58 @@
+/**
+ * Versioned storage schemas for the objects' SQLite. Each entry of `steps` is one
+ * migration; the applied count lives in `_schema`. Run from the constructor inside
+ * `blockConcurrencyWhile`, so no request ever sees a half-migrated object.
+ */
+export function migrate(sql: SqlStorage, steps: readonly string[]): void {
+  sql.exec("CREATE TABLE IF NOT EXISTS _schema (version INTEGER NOT NULL)");
+  const row = sql.exec<{ version: number }>("SELECT version FROM _schema").toArray()[0];
+  let version = row?.version ?? 0;
+  if (!row) sql.exec("INSERT INTO _schema (version) VALUES (0)");
+  while (version < steps.length) {
+    sql.exec(steps[version]!);
+    version += 1;
+    sql.exec("UPDATE _schema SET version = ?", version);
+  }
+}
+
+/** Identity the Worker attaches when it forwards an authenticated request to an object. */
+export interface Caller {
+  userId: string;
+  deviceId: string;
+}
+
+/** Headers the Worker sets on a forwarded WebSocket upgrade; objects are unreachable from outside. */
+export const CALLER_HEADERS = { user: "x-chat-user", device: "x-chat-device", exp: "x-chat-token-exp" } as const;
+
+/** What every hibernatable socket carries in its attachment, so it survives eviction. */
+export interface SocketIdentity extends Caller {
+  /** Token expiry, seconds since the epoch: the socket is closed with 4401 at the first frame past it. */
+  exp: number;
+}
+
+export function callerFromHeaders(headers: Headers): SocketIdentity | null {
+  const userId = headers.get(CALLER_HEADERS.user);
+  const deviceId = headers.get(CALLER_HEADERS.device);
+  const exp = Number(headers.get(CALLER_HEADERS.exp));
+  return userId && deviceId && Number.isFinite(exp) ? { userId, deviceId, exp } : null;
+}
+
+export const json = (body: unknown, status = 200): Response =>
+  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+
+/** Frames are JSON text; a socket that went away mid-send is not an error worth surfacing. */
+export function sendFrame(ws: WebSocket, frame: unknown): void {
+  try {
+    ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+  } catch {
+    // closed or closing
+  }
+}
+
+export function closeSocket(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // already closed
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * The wire protocol of CONTRACT.md: request bodies, WebSocket frames and the shapes
+ * the server returns. Shared by the Worker, the Durable Objects, the tests and the SDK.
+ * Every input is parsed with these schemas before anything trusts it.
+ */
+import { z } from "zod";
+
+export * from "./errors";
+
+export const MESSAGE_KINDS = ["text", "media", "encrypted"] as const;
+export type MessageKind = (typeof MESSAGE_KINDS)[number];
+
+const id = z.string().min(1).max(128);
+const seq = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+// ---- HTTP bodies -------------------------------------------------------------
+
+export const RegisterBody = z.object({
+  handle: z.string().regex(/^[a-z0-9_]{3,32}$/, "handle must be 3-32 characters of a-z, 0-9 and _"),
+  password: z.string().min(8, "password must be at least 8 characters").max(1024),
+  display_name: z.string().min(1).max(128).optional(),
+});
+
+export const LoginBody = z.object({
+  handle: z.string().max(64),
+  password: z.string().max(1024),
+  device_name: z.string().min(1).max(128).optional(),
+});
+
+export const CreateConversationBody = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("direct"), peer: id }),
+  z.object({
+    type: z.literal("group"),
+    name: z.string().min(1).max(256),
+    // Bounded far above the group limit so the 422 check sees oversized lists; 400 past this.
+    members: z.array(id).max(10_000),
+  }),
+]);
+
+export const AddMembersBody = z.object({ user_ids: z.array(id).min(1).max(10_000) });
+
+/** Content length is checked against the configured limit separately, so that it answers 413. */
+export const SendBody = z.object({
+  client_message_id: id,
+  kind: z.enum(MESSAGE_KINDS),
+  content: z.string(),
+  media_id: id.optional(),
+});
+export type SendInput = z.infer<typeof SendBody>;
+
+export const MarkerBody = z.object({ up_to_seq: seq });
+
+// ---- Query strings -----------------------------------------------------------
+
+const intParam = z
+  .string()
+  .regex(/^\d{1,15}$/, "must be a non-negative integer")
+  .transform(Number);
+
+export const HistoryQuery = z
+  .object({
+    after_seq: intParam.optional(),
+    before_seq: intParam.optional(),
+    limit: intParam.pipe(z.number().min(1).max(200)).optional(),
+  })
+  .refine((q) => q.after_seq === undefined || q.before_seq === undefined, {
+    message: "give after_seq or before_seq, not both",
+  });
+export type HistoryQuery = z.infer<typeof HistoryQuery>;
+
+export const ListQuery = z.object({
+  limit: intParam.pipe(z.number().min(1).max(200)).optional(),
+  cursor: z.string().max(512).optional(),
+});
+
+// ---- Shapes returned ---------------------------------------------------------
+
+export interface Message {
+  message_id: string;
+  conversation_id: string;
+  seq: number;
+  sender_id: string;
+  sender_device_id: string;
+  client_message_id: string;
+  kind: MessageKind;
+  content: string;
+  media_id?: string;
+  created_at: number;
+}
+
+export type Role = "admin" | "member";
+export interface Member {
+  user_id: string;
+  role: Role;
+}
+
+export interface Conversation {
+  conversation_id: string;
+  type: "direct" | "group";
+  name: string | null;
+  members: Member[];
+  created_at: number;
+}
+
+export interface ConversationSummary extends Omit<Conversation, "created_at"> {
+  created_at: number;
+  last_message: Message | null;
+  unread_count: number;
+  last_read_seq: number;
+}
+
+export type ReceiptKind = "delivered" | "read";
+
+// ---- Conversation socket: client → server -----------------------------------
+
+export const ClientFrame = z.discriminatedUnion("type", [
+  SendBody.extend({ type: z.literal("send") }),
+  z.object({ type: z.literal("delivered"), up_to_seq: seq }),
+  z.object({ type: z.literal("read"), up_to_seq: seq }),
+  z.object({ type: z.literal("typing"), state: z.enum(["start", "stop"]) }),
+  z.object({ type: z.literal("ping") }),
+  z.object({
+    type: z.literal("call"),
+    call_id: id,
+    action: z.enum(["ring", "offer", "answer", "ice", "hangup"]),
+    to_device_id: id.optional(),
+    payload: z.unknown().optional(),
+  }),
+]);
+export type ClientFrame = z.infer<typeof ClientFrame>;
+
+// ---- Conversation socket: server → client -----------------------------------
+
+export type ConversationServerFrame =
+  | { type: "sent"; client_message_id: string; message: Message }
+  | { type: "message"; message: Message }
+  | { type: "receipt"; conversation_id: string; user_id: string; kind: ReceiptKind; up_to_seq: number }
+  | { type: "typing"; user_id: string; device_id: string; state: "start" | "stop"; expires_at?: number }
+  | { type: "pong" }
+  | { type: "error"; code: string; message: string; ref: string | null }
+  | ({ type: "call"; from_user_id: string; from_device_id: string } & Record<string, unknown>);
+
+// ---- Device socket: server → client -----------------------------------------
+
+/** What a conversation owes a member's inbox; the inbox turns it into a device event. */
+export type FeedEvent =
+  | { type: "message"; message: Message }
+  | { type: "receipt"; conversation_id: string; user_id: string; kind: ReceiptKind; up_to_seq: number }
+  | { type: "conversation"; conversation: Conversation }
+  | { type: "removed"; conversation_id: string };
+
+export type DeviceEvent = FeedEvent & { cursor: string };

@@ -1,0 +1,61 @@
+/**
+ * D1 schema: the directory of users, devices, conversations and memberships.
+ * Messages never live here; each conversation's Durable Object owns its own.
+ */
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+export const users = sqliteTable(
+  "users",
+  {
+    id: text("id").primaryKey(),
+    handle: text("handle").notNull(),
+    displayName: text("display_name"),
+    passwordHash: text("password_hash").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [uniqueIndex("users_handle").on(t.handle)],
+);
+
+export const devices = sqliteTable(
+  "devices",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id),
+    name: text("name"),
+    createdAt: integer("created_at").notNull(),
+    revokedAt: integer("revoked_at"),
+  },
+  (t) => [index("devices_user").on(t.userId)],
+);
+
+export const conversations = sqliteTable(
+  "conversations",
+  {
+    id: text("id").primaryKey(),
+    type: text("type", { enum: ["direct", "group"] }).notNull(),
+    name: text("name"),
+    /** For direct conversations: the two user ids, sorted and joined; enforces one per pair. */
+    directKey: text("direct_key"),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [uniqueIndex("conversations_direct_key").on(t.directKey).where(sql`direct_key IS NOT NULL`)],
+);
+
+export const memberships = sqliteTable(
+  "memberships",
+  {
+    conversationId: text("conversation_id")
+      .notNull()
+      .references(() => conversations.id),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id),
+    role: text("role", { enum: ["admin", "member"] }).notNull(),
+    joinedAt: integer("joined_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.conversationId, t.userId] }), index("memberships_user").on(t.userId)],
+);

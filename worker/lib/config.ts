@@ -1,0 +1,26 @@
+/** Limits from CONTRACT.md section 2, read from `[vars]` with the contract's defaults. */
+export interface Limits {
+  maxContentChars: number;
+  maxBodyBytes: number;
+  maxGroupMembers: number;
+  sendRatePerMinute: number;
+  maxMediaBytes: number;
+  tokenTtlSeconds: number;
+}
+
+const int = (value: string | undefined, fallback: number): number => {
+  const n = Number(value);
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : fallback;
+};
+
+export function limits(env: Partial<Record<string, unknown>>): Limits {
+  const s = (k: string) => (typeof env[k] === "string" ? (env[k] as string) : undefined);
+  return {
+    maxContentChars: int(s("MAX_CONTENT_CHARS"), 100_000),
+    maxBodyBytes: int(s("MAX_BODY_BYTES"), 256 * 1024),
+    maxGroupMembers: int(s("MAX_GROUP_MEMBERS"), 256),
+    sendRatePerMinute: int(s("SEND_RATE_PER_MINUTE"), 100),
+    maxMediaBytes: int(s("MAX_MEDIA_BYTES"), 100 * 1024 * 1024),
+    tokenTtlSeconds: int(s("TOKEN_TTL_SECONDS"), 30 * 24 * 3600),
+  };
+}

@@ -1,0 +1,29 @@
+/**
+ * Bearer-token authentication. The token must verify, be unexpired, and name a device
+ * that is still live in D1, so a revoked device is refused on its very next request.
+ */
+import { createMiddleware } from "hono/factory";
+import { directory, isLiveDevice } from "../../../objects/directory";
+import { ApiError } from "../../errors";
+import { readToken } from "../../lib/token";
+import type { AppEnv } from "../../types";
+
+export interface AuthOptions {
+  /** Also take `?token=`: browsers cannot set headers on a WebSocket. */
+  allowQueryToken?: boolean;
+}
+
+export const requireAuth = (options: AuthOptions = {}) =>
+  createMiddleware<AppEnv>(async (c, next) => {
+    const header = c.req.header("authorization");
+    const bearer = header?.match(/^Bearer\s+(\S+)$/i)?.[1];
+    const token = bearer ?? (options.allowQueryToken ? c.req.query("token") : undefined);
+    if (!token) throw new ApiError("unauthorized", "missing bearer token");
+    const claims = await readToken(c.env.TOKEN_SECRET, token);
+    if (!claims) throw new ApiError("unauthorized", "invalid or expired token");
+    if (!(await isLiveDevice(directory(c.env.DB), claims.userId, claims.deviceId))) {
+      throw new ApiError("unauthorized", "device revoked");
+    }
+    c.set("auth", claims);
+    await next();
+  });

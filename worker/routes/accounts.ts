@@ -1,0 +1,105 @@
+/** Accounts, devices and user look-ups: CONTRACT.md section 3. */
+import { and, eq, isNull } from "drizzle-orm";
+import { Hono } from "hono";
+import { z } from "zod";
+import { directory, conversationIdsOf } from "../../objects/directory";
+import { LoginBody, RegisterBody } from "../../protocol";
+import { devices, users } from "../../schema/schema";
+import { ApiError } from "../errors";
+import { parse, readJson } from "../lib/body";
+import { limits } from "../lib/config";
+import { newId } from "../lib/ids";
+import { DUMMY_HASH, hashPassword, verifyPassword } from "../lib/password";
+import { conversationStub, inboxStub } from "../lib/stubs";
+import { issueToken } from "../lib/token";
+import { requireAuth } from "../middleware/auth";
+import type { AppEnv } from "../types";
+
+export const accounts = new Hono<AppEnv>();
+
+async function newDevice(env: Env, userId: string, name: string | null) {
+  const deviceId = newId("d");
+  await directory(env.DB).insert(devices).values({ id: deviceId, userId, name, createdAt: Date.now() });
+  const ttl = limits(env as unknown as Record<string, unknown>).tokenTtlSeconds;
+  return { user_id: userId, device_id: deviceId, token: await issueToken(env.TOKEN_SECRET, userId, deviceId, ttl) };
+}
+
+accounts.post("/auth/register", async (c) => {
+  const body = await readJson(c, RegisterBody);
+  const dir = directory(c.env.DB);
+  const userId = newId("u");
+  const inserted = await dir
+    .insert(users)
+    .values({
+      id: userId,
+      handle: body.handle,
+      displayName: body.display_name ?? null,
+      passwordHash: await hashPassword(body.password),
+      createdAt: Date.now(),
+    })
+    .onConflictDoNothing()
+    .returning({ id: users.id });
+  if (inserted.length === 0) throw new ApiError("conflict", "handle is taken");
+  return c.json(await newDevice(c.env, userId, null), 201);
+});
+
+accounts.post("/auth/login", async (c) => {
+  const body = await readJson(c, LoginBody);
+  const [user] = await directory(c.env.DB).select().from(users).where(eq(users.handle, body.handle));
+  const valid = await verifyPassword(body.password, user?.passwordHash ?? DUMMY_HASH);
+  if (!user || !valid) throw new ApiError("unauthorized", "wrong handle or password");
+  return c.json(await newDevice(c.env, user.id, body.device_name ?? null), 200);
+});
+
+accounts.use("/me", requireAuth());
+accounts.get("/me", async (c) => {
+  const { userId } = c.get("auth");
+  const dir = directory(c.env.DB);
+  const [user] = await dir.select().from(users).where(eq(users.id, userId));
+  if (!user) throw new ApiError("not_found", "no such user");
+  const live = await dir
+    .select()
+    .from(devices)
+    .where(and(eq(devices.userId, userId), isNull(devices.revokedAt)))
+    .orderBy(devices.createdAt);
+  return c.json({
+    user_id: user.id,
+    handle: user.handle,
+    display_name: user.displayName,
+    devices: live.map((d) => ({ device_id: d.id, name: d.name, created_at: d.createdAt })),
+  });
+});
+
+/** Revokes one of the caller's devices: D1 first (the next request fails), then every socket it holds. */
+accounts.delete("/devices/:device_id", requireAuth(), async (c) => {
+  const { userId } = c.get("auth");
+  const deviceId = c.req.param("device_id");
+  const dir = directory(c.env.DB);
+  const revoked = await dir
+    .update(devices)
+    .set({ revokedAt: Date.now() })
+    .where(and(eq(devices.id, deviceId), eq(devices.userId, userId), isNull(devices.revokedAt)))
+    .returning({ id: devices.id });
+  if (revoked.length === 0) throw new ApiError("not_found", "no such device");
+  const conversations = await conversationIdsOf(dir, userId);
+  await Promise.all([
+    inboxStub(c.env, userId).revokeDevice(deviceId),
+    ...conversations.map((id) => conversationStub(c.env, id).revokeDevice(deviceId)),
+  ]);
+  return c.body(null, 204);
+});
+
+const publicUser = (u: typeof users.$inferSelect) => ({ user_id: u.id, handle: u.handle, display_name: u.displayName });
+
+accounts.get("/users/:user_id", requireAuth(), async (c) => {
+  const [user] = await directory(c.env.DB).select().from(users).where(eq(users.id, c.req.param("user_id")));
+  if (!user) throw new ApiError("not_found", "no such user");
+  return c.json(publicUser(user));
+});
+
+accounts.get("/users", requireAuth(), async (c) => {
+  const { handle } = parse(z.object({ handle: z.string().min(1).max(64) }), c.req.query());
+  const [user] = await directory(c.env.DB).select().from(users).where(eq(users.handle, handle));
+  if (!user) throw new ApiError("not_found", "no such user");
+  return c.json(publicUser(user));
+});
