@@ -52,7 +52,11 @@ export class Conversation extends DurableObject<Env> {
     super(ctx, env);
     this.store = new ConversationStore(ctx.storage.sql);
     this.fanout = new FanOut(ctx, env, this.store);
-    ctx.blockConcurrencyWhile(async () => migrate(ctx.storage.sql, CONVERSATION_SCHEMA));
+    ctx.blockConcurrencyWhile(async () => {
+      migrate(ctx.storage.sql, CONVERSATION_SCHEMA);
+      // Woken after a crash or eviction with deliveries still owed: resume them now, not at the alarm.
+      if (this.store.info() && this.store.membersOwed().length > 0) this.fanout.resume();
+    });
     // Answered by the runtime without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
   }

@@ -30,7 +30,7 @@ export class FanOut {
   /** After a write that owes inboxes events: arm the safety net, then drain without waiting. */
   async kick(): Promise<void> {
     await this.wakeAt(Date.now() + SAFETY_NET_MS);
-    this.start();
+    this.resume();
   }
 
   /** Makes sure the alarm fires no later than `at`. */
@@ -48,7 +48,7 @@ export class FanOut {
   /** From the object's alarm: drain, then re-arm if anything is still owed or another wake-up is due. */
   async onAlarm(nextWake: number | null): Promise<void> {
     this.alarmAt = null;
-    this.start();
+    this.resume();
     await this.running;
     if (this.store.membersOwed().length > 0) {
       this.failures += 1;
@@ -57,7 +57,8 @@ export class FanOut {
     if (nextWake !== null) await this.wakeAt(nextWake);
   }
 
-  private start(): void {
+  /** Starts draining (or, if a drain is running, makes it go round once more) without waiting. */
+  resume(): void {
     if (this.running) {
       this.again = true;
       return;
