@@ -65,6 +65,10 @@ export class Conversation extends DurableObject<Env> {
 
   /** Creates the conversation, or answers the existing one (`created: false`); D1 is written first. */
   async create(spec: CreateSpec): Promise<Outcome<ConversationShape>> {
+    return this.exclusively(() => this.createNow(spec));
+  }
+
+  private async createNow(spec: CreateSpec): Promise<Outcome<ConversationShape>> {
     if (this.store.info()) return ok(this.store.snapshot(), false);
     const others = [...new Set(spec.others)].filter((id) => id !== spec.creator);
     if (others.length + 1 > this.limits.maxGroupMembers) {
@@ -73,8 +77,6 @@ export class Conversation extends DurableObject<Env> {
     const dir = directory(this.env.DB);
     const unknown = await unknownUsers(dir, others);
     if (unknown.length) return fail("not_found", `unknown user: ${unknown[0]}`);
-    // A concurrent create for the same id may have finished while D1 answered.
-    if (this.store.info()) return ok(this.store.snapshot(), false);
 
     const now = Date.now();
     const creatorRole: Role = spec.type === "group" ? "admin" : "member";
@@ -84,7 +86,6 @@ export class Conversation extends DurableObject<Env> {
       { id: spec.conversationId, type: spec.type, name: spec.name, directKey: spec.directKey, createdBy: spec.creator, createdAt: now },
       members,
     );
-    if (this.store.info()) return ok(this.store.snapshot(), false);
     this.ctx.storage.transactionSync(() => {
       this.store.createInfo({ id: spec.conversationId, type: spec.type, name: spec.name, created_by: spec.creator, created_at: now });
       for (const m of members) this.store.upsertMember(m.userId, m.role, now);
@@ -101,6 +102,10 @@ export class Conversation extends DurableObject<Env> {
   }
 
   async addMembers(caller: Caller, userIds: string[]): Promise<Outcome<ConversationShape>> {
+    return this.exclusively(() => this.addMembersNow(caller, userIds));
+  }
+
+  private async addMembersNow(caller: Caller, userIds: string[]): Promise<Outcome<ConversationShape>> {
     const denied = this.checkMember(caller.userId) ?? this.checkAdmin(caller.userId);
     if (denied) return denied;
     if (this.store.info()!.type === "direct") return fail("forbidden", "members cannot be added to a direct conversation");
@@ -125,6 +130,10 @@ export class Conversation extends DurableObject<Env> {
 
   /** Removes a member (admins), or the caller themself (leaving). Their sockets here close with 4403. */
   async removeMember(caller: Caller, userId: string): Promise<Outcome<null>> {
+    return this.exclusively(() => this.removeMemberNow(caller, userId));
+  }
+
+  private async removeMemberNow(caller: Caller, userId: string): Promise<Outcome<null>> {
     const denied = this.checkMember(caller.userId) ?? (userId === caller.userId ? null : this.checkAdmin(caller.userId));
     if (denied) return denied;
     const info = this.store.info()!;
@@ -143,6 +152,21 @@ export class Conversation extends DurableObject<Env> {
     for (const ws of this.ctx.getWebSockets(userId)) closeSocket(ws, CLOSE_FORBIDDEN, "removed from the conversation");
     await this.fanout.kick();
     return ok(null);
+  }
+
+  /**
+   * Membership changes check, write D1, then write here; nothing else may run in between,
+   * or two concurrent adds could both pass the size check. They are rare, so the pause is cheap.
+   */
+  private exclusively<T>(work: () => Promise<Outcome<T>>): Promise<Outcome<T>> {
+    return this.ctx.blockConcurrencyWhile(async () => {
+      try {
+        return await work();
+      } catch (err) {
+        console.error("membership change failed", err);
+        return fail("internal", "could not record the change; try again");
+      }
+    });
   }
 
   // ---- messages --------------------------------------------------------------
