@@ -26,6 +26,8 @@ export const CONVERSATION_SCHEMA = [
    CREATE TABLE feed (
      id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, seq INTEGER, only_user TEXT, payload TEXT);
    CREATE TABLE revoked_devices (device_id TEXT PRIMARY KEY);`,
+  // Members' presence while this conversation has open sockets and so watches it.
+  `CREATE TABLE presence_cache (user_id TEXT PRIMARY KEY, status TEXT NOT NULL, last_seen INTEGER);`,
 ] as const;
 
 interface InfoRow extends Record<string, SqlStorageValue> {

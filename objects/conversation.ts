@@ -22,6 +22,8 @@ import { newId } from "../worker/lib/ids";
 import { ConversationStore, CONVERSATION_SCHEMA } from "./conversation-store";
 import { directory, forgetMember, recordConversation, recordMembers, unknownUsers } from "./directory";
 import { FanOut } from "./fanout";
+import type { Presence } from "./presence";
+import { PresenceWatch } from "./presence-watch";
 import { errorFrame, parseFrame } from "./frames";
 import { callerFromHeaders, closeSocket, json, migrate, sendFrame, type Caller, type SocketIdentity } from "./schema";
 
@@ -46,12 +48,14 @@ export interface CreateSpec {
 export class Conversation extends DurableObject<Env> {
   private readonly store: ConversationStore;
   private readonly fanout: FanOut;
+  private readonly presence: PresenceWatch;
   private readonly limits = limits(this.env as unknown as Record<string, unknown>);
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.store = new ConversationStore(ctx.storage.sql);
     this.fanout = new FanOut(ctx, env, this.store);
+    this.presence = new PresenceWatch(ctx.storage.sql, env);
     ctx.blockConcurrencyWhile(async () => {
       migrate(ctx.storage.sql, CONVERSATION_SCHEMA);
       // Woken after a crash or eviction with deliveries still owed: resume them now, not at the alarm.
@@ -125,6 +129,7 @@ export class Conversation extends DurableObject<Env> {
       this.store.appendFeed({ type: "conversation", conversation: this.store.snapshot() });
     });
     await this.fanout.kick();
+    if (this.ctx.getWebSockets().length > 0) this.ctx.waitUntil(this.announceNewMembers());
     return ok(this.store.snapshot());
   }
 
@@ -150,6 +155,7 @@ export class Conversation extends DurableObject<Env> {
       this.store.appendFeed({ type: "conversation", conversation: this.store.snapshot() });
     });
     for (const ws of this.ctx.getWebSockets(userId)) closeSocket(ws, CLOSE_FORBIDDEN, "removed from the conversation");
+    this.presence.forget(userId);
     await this.fanout.kick();
     return ok(null);
   }
@@ -209,6 +215,23 @@ export class Conversation extends DurableObject<Env> {
     return ok(null);
   }
 
+  /**
+   * A watched member's presence changed. Answers whether this conversation still wants
+   * to hear about them: not once it has no open sockets, or they are no longer a member.
+   */
+  async presenceChanged(userId: string, presence: Presence): Promise<boolean> {
+    if (this.ctx.getWebSockets().length === 0) {
+      this.presence.forget();
+      return false;
+    }
+    if (!this.store.activeMember(userId)) {
+      this.presence.forget(userId);
+      return false;
+    }
+    this.broadcast(this.presence.update(userId, presence));
+    return true;
+  }
+
   /** Refuses the device from now on and closes its sockets here with 4401. */
   async revokeDevice(deviceId: string): Promise<void> {
     this.store.revokeDevice(deviceId);
@@ -266,7 +289,20 @@ export class Conversation extends DurableObject<Env> {
     const server = pair[1];
     this.ctx.acceptWebSocket(server, [caller.userId, `d:${caller.deviceId}`]);
     server.serializeAttachment({ ...caller, typingUntil: 0 } satisfies SocketState);
+    this.ctx.waitUntil(this.greet(server));
     return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  /** Tells a socket that just opened every member's presence, watching them first if need be. */
+  private async greet(ws: WebSocket): Promise<void> {
+    const members = this.store.activeMembers().map((m) => m.user_id);
+    await this.presence.ensure(this.store.info()!.id, members);
+    for (const frame of this.presence.frames(members)) sendFrame(ws, frame);
+  }
+
+  private async announceNewMembers(): Promise<void> {
+    const members = this.store.activeMembers().map((m) => m.user_id);
+    for (const frame of await this.presence.ensure(this.store.info()!.id, members)) this.broadcast(frame);
   }
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
@@ -320,6 +356,8 @@ export class Conversation extends DurableObject<Env> {
     const state = ws.deserializeAttachment() as SocketState | null;
     if (state?.typingUntil && state.typingUntil > Date.now()) this.broadcastTyping(ws, state, "stop", 0);
     closeSocket(ws, code === 1005 || code === 1006 ? 1000 : code, "closing");
+    // Nobody left to tell: the cache would go stale, so the next socket re-subscribes.
+    if (!this.ctx.getWebSockets().some((s) => s !== ws && s.readyState === WebSocket.OPEN)) this.presence.forget();
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {

@@ -63,6 +63,18 @@ export async function forgetMember(dir: Directory, conversationId: string, userI
   await dir.delete(memberships).where(and(eq(memberships.conversationId, conversationId), eq(memberships.userId, userId)));
 }
 
+/** Whether two users are members of at least one conversation together. */
+export async function shareConversation(db: D1Database, a: string, b: string): Promise<boolean> {
+  const row = await db
+    .prepare(
+      `SELECT 1 FROM memberships x JOIN memberships y ON x.conversation_id = y.conversation_id
+       WHERE x.user_id = ? AND y.user_id = ? LIMIT 1`,
+    )
+    .bind(a, b)
+    .first();
+  return row !== null;
+}
+
 export async function conversationIdsOf(dir: Directory, userId: string): Promise<string[]> {
   const rows = await dir.select({ id: memberships.conversationId }).from(memberships).where(eq(memberships.userId, userId));
   return rows.map((r) => r.id);

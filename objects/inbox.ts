@@ -9,6 +9,7 @@ import { CLOSE_UNAUTHORIZED, fail, ok, type ConversationSummary, type FeedEvent,
 import { limits } from "../worker/lib/config";
 import type { OwedEvent } from "./conversation-store";
 import { errorFrame } from "./frames";
+import { PRESENCE_SCHEMA, PresenceTracker, type Presence } from "./presence";
 import { callerFromHeaders, closeSocket, json, migrate, sendFrame, type SocketIdentity } from "./schema";
 
 const INBOX_SCHEMA = [
@@ -22,6 +23,7 @@ const INBOX_SCHEMA = [
      last_read_seq INTEGER NOT NULL DEFAULT 0, removed INTEGER NOT NULL DEFAULT 0);
    CREATE INDEX conversations_activity ON conversations (last_activity DESC, conversation_id DESC);
    CREATE TABLE revoked_devices (device_id TEXT PRIMARY KEY);`,
+  PRESENCE_SCHEMA,
 ] as const;
 
 const REPLAY_PAGE = 500;
@@ -57,10 +59,12 @@ const ListCursor = z.tuple([z.number(), z.string()]);
 export class Inbox extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly limits = limits(this.env as unknown as Record<string, unknown>);
+  private readonly presence: PresenceTracker;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.presence = new PresenceTracker(ctx, env);
     ctx.blockConcurrencyWhile(async () => migrate(this.sql, INBOX_SCHEMA));
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
   }
@@ -129,6 +133,15 @@ export class Inbox extends DurableObject<Env> {
     for (const ws of this.ctx.getWebSockets(`d:${deviceId}`)) closeSocket(ws, CLOSE_UNAUTHORIZED, "device revoked");
   }
 
+  /** A conversation with open sockets subscribes to this user's presence; answers it now. */
+  async watchPresence(conversationId: string): Promise<Presence> {
+    return this.presence.watch(conversationId);
+  }
+
+  async getPresence(): Promise<Presence> {
+    return this.presence.current();
+  }
+
   // ---- device socket ---------------------------------------------------------
 
   /** The device socket: replays the log after `since`, then streams. The Worker authenticated the caller. */
@@ -148,6 +161,7 @@ export class Inbox extends DurableObject<Env> {
     server.serializeAttachment(caller satisfies SocketIdentity);
     // No await between here and the last replayed frame: nothing can be appended in between.
     if (since) this.replay(server, since.data);
+    this.ctx.waitUntil(this.presence.deviceOpened(caller.userId));
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
@@ -168,10 +182,21 @@ export class Inbox extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
     closeSocket(ws, code === 1005 || code === 1006 ? 1000 : code, "closing");
+    await this.presence.deviceClosed(this.openDeviceSockets(ws));
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
     closeSocket(ws, 1011, "error");
+    await this.presence.deviceClosed(this.openDeviceSockets(ws));
+  }
+
+  override async alarm(): Promise<void> {
+    await this.presence.onAlarm(this.openDeviceSockets());
+  }
+
+  /** Device sockets still open, leaving out one that is closing; closing ones may still be listed. */
+  private openDeviceSockets(except?: WebSocket): number {
+    return this.ctx.getWebSockets().filter((ws) => ws !== except && ws.readyState === WebSocket.OPEN).length;
   }
 
   // ---- internals -------------------------------------------------------------

@@ -2,7 +2,7 @@
 import { and, eq, isNull } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
-import { directory, conversationIdsOf } from "../../objects/directory";
+import { conversationIdsOf, directory, shareConversation } from "../../objects/directory";
 import { LoginBody, RegisterBody } from "../../protocol";
 import { devices, users } from "../../schema/schema";
 import { ApiError } from "../errors";
@@ -102,4 +102,16 @@ accounts.get("/users", requireAuth(), async (c) => {
   const [user] = await directory(c.env.DB).select().from(users).where(eq(users.handle, handle));
   if (!user) throw new ApiError("not_found", "no such user");
   return c.json(publicUser(user));
+});
+
+/** Presence only for users the caller shares a conversation with (CONTRACT.md section 7). */
+accounts.get("/users/:user_id/presence", requireAuth(), async (c) => {
+  const target = c.req.param("user_id");
+  const { userId } = c.get("auth");
+  const [user] = await directory(c.env.DB).select({ id: users.id }).from(users).where(eq(users.id, target));
+  if (!user) throw new ApiError("not_found", "no such user");
+  if (target !== userId && !(await shareConversation(c.env.DB, userId, target))) {
+    throw new ApiError("forbidden", "you share no conversation with this user");
+  }
+  return c.json(await inboxStub(c.env, target).getPresence());
 });
