@@ -12,6 +12,8 @@ export default defineConfig({
             miniflare: {
               bindings: {
                 TOKEN_SECRET: "test-secret-0123456789abcdef0123456789abcdef",
+                ALLOWED_ORIGINS: "https://app.example",
+                MAX_SOCKETS_PER_USER: "4",
                 TEST_MIGRATIONS: await readD1Migrations("./schema/migrations"),
               },
             },

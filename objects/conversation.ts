@@ -247,6 +247,12 @@ export class Conversation extends DurableObject<Env> {
     if (input.kind === "media" && !input.media_id) return fail("invalid_request", "media_id: required for kind media");
     const original = this.store.messageByClientId(caller.userId, input.client_message_id);
     if (original) return ok(original, false);
+    const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(caller.userId));
+    const token = await inbox.takeSendToken();
+    if (!token.ok) return fail("rate_limited", "too many messages; slow down", token.retryAfterSeconds);
+    // The same message may have been stored while the bucket answered.
+    const raced = this.store.messageByClientId(caller.userId, input.client_message_id);
+    if (raced) return ok(raced, false);
     const message = this.ctx.storage.transactionSync(() =>
       this.store.appendMessage({
         message_id: newId("m"),
@@ -284,6 +290,10 @@ export class Conversation extends DurableObject<Env> {
     const denied = this.checkMember(caller.userId);
     if (denied) return json({ error: denied.error }, denied.error.code === "not_found" ? 404 : 403);
     if (this.store.isRevoked(caller.deviceId)) return json({ error: { code: "unauthorized", message: "device revoked" } }, 401);
+    if (this.ctx.getWebSockets(caller.userId).length >= this.limits.maxSocketsPerUser) {
+      const message = `at most ${this.limits.maxSocketsPerUser} sockets per user on a conversation`;
+      return json({ error: { code: "limit_exceeded", message } }, 422);
+    }
 
     const pair = new WebSocketPair();
     const server = pair[1];

@@ -35,4 +35,5 @@ export const errorFrame = (error: ErrorBody, ref: string | null) => ({
   code: error.code,
   message: error.message,
   ref,
+  ...(error.retryAfter !== undefined ? { retry_after: error.retryAfter } : {}),
 });

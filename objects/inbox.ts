@@ -10,6 +10,7 @@ import { limits } from "../worker/lib/config";
 import type { OwedEvent } from "./conversation-store";
 import { errorFrame } from "./frames";
 import { PRESENCE_SCHEMA, PresenceTracker, type Presence } from "./presence";
+import { RATE_LIMIT_SCHEMA, takeToken, type TakeResult } from "./rate-limit";
 import { callerFromHeaders, closeSocket, json, migrate, sendFrame, type SocketIdentity } from "./schema";
 
 const INBOX_SCHEMA = [
@@ -24,6 +25,7 @@ const INBOX_SCHEMA = [
    CREATE INDEX conversations_activity ON conversations (last_activity DESC, conversation_id DESC);
    CREATE TABLE revoked_devices (device_id TEXT PRIMARY KEY);`,
   PRESENCE_SCHEMA,
+  RATE_LIMIT_SCHEMA,
 ] as const;
 
 const REPLAY_PAGE = 500;
@@ -133,6 +135,11 @@ export class Inbox extends DurableObject<Env> {
     for (const ws of this.ctx.getWebSockets(`d:${deviceId}`)) closeSocket(ws, CLOSE_UNAUTHORIZED, "device revoked");
   }
 
+  /** One send by this user, from any conversation, over HTTP or a socket: the user's one bucket. */
+  async takeSendToken(): Promise<TakeResult> {
+    return takeToken(this.sql, "send", this.limits.sendRatePerMinute);
+  }
+
   /** A conversation with open sockets subscribes to this user's presence; answers it now. */
   async watchPresence(conversationId: string): Promise<Presence> {
     return this.presence.watch(conversationId);
@@ -154,6 +161,9 @@ export class Inbox extends DurableObject<Env> {
     const since = sinceParam === null ? null : CursorParam.safeParse(sinceParam);
     if (since && !since.success) return json({ error: { code: "invalid_request", message: "since: not a cursor" } }, 400);
     if (this.isRevoked(caller.deviceId)) return json({ error: { code: "unauthorized", message: "device revoked" } }, 401);
+    if (this.openDeviceSockets() >= this.limits.maxSocketsPerUser) {
+      return json({ error: { code: "limit_exceeded", message: `at most ${this.limits.maxSocketsPerUser} device sockets per user` } }, 422);
+    }
 
     const pair = new WebSocketPair();
     const server = pair[1];

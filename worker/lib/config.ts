@@ -6,6 +6,10 @@ export interface Limits {
   sendRatePerMinute: number;
   maxMediaBytes: number;
   tokenTtlSeconds: number;
+  /** Open device sockets per user, and open sockets per user on one conversation. */
+  maxSocketsPerUser: number;
+  /** Origins allowed to open WebSockets; empty allows any (CSWSH protection when set). */
+  allowedOrigins: string[];
 }
 
 const int = (value: string | undefined, fallback: number): number => {
@@ -22,5 +26,10 @@ export function limits(env: Partial<Record<string, unknown>>): Limits {
     sendRatePerMinute: int(s("SEND_RATE_PER_MINUTE"), 100),
     maxMediaBytes: int(s("MAX_MEDIA_BYTES"), 100 * 1024 * 1024),
     tokenTtlSeconds: int(s("TOKEN_TTL_SECONDS"), 30 * 24 * 3600),
+    maxSocketsPerUser: int(s("MAX_SOCKETS_PER_USER"), 20),
+    allowedOrigins: (s("ALLOWED_ORIGINS") ?? "")
+      .split(",")
+      .map((o) => o.trim())
+      .filter(Boolean),
   };
 }
