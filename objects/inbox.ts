@@ -10,6 +10,7 @@ import { limits } from "../worker/lib/config";
 import type { OwedEvent } from "./conversation-store";
 import { errorFrame } from "./frames";
 import { PRESENCE_SCHEMA, PresenceTracker, type Presence } from "./presence";
+import { PUSH_SCHEMA, PushSubscriptions, type PushJob, type PushSubscriptionBody } from "./push-subscriptions";
 import { RATE_LIMIT_SCHEMA, takeToken, type TakeResult } from "./rate-limit";
 import { callerFromHeaders, closeSocket, json, migrate, sendFrame, type SocketIdentity } from "./schema";
 
@@ -26,6 +27,7 @@ const INBOX_SCHEMA = [
    CREATE TABLE revoked_devices (device_id TEXT PRIMARY KEY);`,
   PRESENCE_SCHEMA,
   RATE_LIMIT_SCHEMA,
+  PUSH_SCHEMA,
 ] as const;
 
 const REPLAY_PAGE = 500;
@@ -62,11 +64,13 @@ export class Inbox extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly limits = limits(this.env as unknown as Record<string, unknown>);
   private readonly presence: PresenceTracker;
+  private readonly subscriptions: PushSubscriptions;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.presence = new PresenceTracker(ctx, env);
+    this.subscriptions = new PushSubscriptions(this.sql);
     ctx.blockConcurrencyWhile(async () => migrate(this.sql, INBOX_SCHEMA));
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
   }
@@ -76,6 +80,13 @@ export class Inbox extends DurableObject<Env> {
    * already recorded for that conversation is a repeat of an earlier delivery.
    */
   async ingest(batch: IngestBatch): Promise<void> {
+    const position = this.conversationRow(batch.conversationId)?.last_feed_id ?? 0;
+    const fresh = batch.events.filter((e) => e.feedId > position);
+    // Queued before the events are applied: if this fails the conversation sends the batch
+    // again, so a push is never lost; a repeat is harmless (same conversation and seq).
+    const jobs = this.pushJobs(batch.userId, fresh.map((e) => e.event));
+    if (jobs.length > 0) await this.env.PUSH_QUEUE.sendBatch(jobs.map((body) => ({ body })));
+
     const appended: LogRow[] = [];
     this.ctx.storage.transactionSync(() => {
       this.sql.exec("INSERT OR IGNORE INTO conversations (conversation_id) VALUES (?)", batch.conversationId);
@@ -132,7 +143,18 @@ export class Inbox extends DurableObject<Env> {
   /** Refuses the device from now on and closes its device sockets with 4401. */
   async revokeDevice(deviceId: string): Promise<void> {
     this.sql.exec("INSERT OR IGNORE INTO revoked_devices (device_id) VALUES (?)", deviceId);
+    this.subscriptions.delete(deviceId);
     for (const ws of this.ctx.getWebSockets(`d:${deviceId}`)) closeSocket(ws, CLOSE_UNAUTHORIZED, "device revoked");
+  }
+
+  /** Registers (or replaces) the device's Web Push subscription. */
+  async putPushSubscription(deviceId: string, subscription: PushSubscriptionBody): Promise<void> {
+    this.subscriptions.put(deviceId, subscription);
+  }
+
+  /** Forgets the device's subscription; with `endpoint`, only if it is still that one. */
+  async deletePushSubscription(deviceId: string, endpoint?: string): Promise<boolean> {
+    return this.subscriptions.delete(deviceId, endpoint);
   }
 
   /** One send by this user, from any conversation, over HTTP or a socket: the user's one bucket. */
@@ -210,6 +232,21 @@ export class Inbox extends DurableObject<Env> {
   }
 
   // ---- internals -------------------------------------------------------------
+
+  /** Pushes for others' messages, to each subscribed device that has no device socket open. */
+  private pushJobs(userId: string, events: FeedEvent[]): PushJob[] {
+    const messages = events.flatMap((e) => (e.type === "message" && e.message.sender_id !== userId ? [e.message] : []));
+    if (messages.length === 0) return [];
+    const online = new Set(
+      this.ctx
+        .getWebSockets()
+        .filter((ws) => ws.readyState === WebSocket.OPEN)
+        .map((ws) => (ws.deserializeAttachment() as SocketIdentity).deviceId),
+    );
+    return messages.flatMap((m) =>
+      this.subscriptions.jobsFor(userId, online, { type: "message", conversation_id: m.conversation_id, seq: m.seq }),
+    );
+  }
 
   private replay(ws: WebSocket, since: number): void {
     let from = since;

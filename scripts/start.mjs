@@ -3,7 +3,8 @@
 // Local server: copies .dev.vars.example to .dev.vars on first run, applies the D1
 // migrations to the local state, then runs `wrangler dev` on that same state.
 import { spawn, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync } from "node:fs";
+import { generateKeyPairSync } from "node:crypto";
+import { appendFileSync, copyFileSync, existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -26,10 +27,7 @@ for (const t of tokens) {
 }
 const persistTo = resolve(String(values["persist-to"]));
 
-if (!existsSync(join(root, ".dev.vars"))) {
-  copyFileSync(join(root, ".dev.vars.example"), join(root, ".dev.vars"));
-  console.log("created .dev.vars from .dev.vars.example");
-}
+ensureDevVars(join(root, ".dev.vars"), join(root, ".dev.vars.example"));
 
 const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
 const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: process.env.CI ?? "true" };
@@ -52,9 +50,38 @@ const dev = spawn(
     "--persist-to",
     persistTo,
     "--show-interactive-dev-session=false",
+    // The local server accepts http: push endpoints on loopback, for testing (CONTRACT.md section 8).
+    "--var",
+    "PUSH_ALLOW_LOOPBACK_HTTP:true",
     ...passthrough,
   ],
   { cwd: root, env, stdio: "inherit" },
 );
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => dev.kill(signal));
 dev.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+
+/**
+ * .dev.vars holds the local secrets: created from the example on first run, then given
+ * whatever it lacks — settings added to the example since, and a VAPID key pair.
+ */
+function ensureDevVars(path, examplePath) {
+  if (!existsSync(path)) {
+    copyFileSync(examplePath, path);
+    console.log("created .dev.vars from .dev.vars.example");
+  }
+  const keys = (text) => new Set([...text.matchAll(/^\s*([A-Z0-9_]+)\s*=/gm)].map((m) => m[1]));
+  const have = keys(readFileSync(path, "utf8"));
+  const lines = [];
+  for (const line of readFileSync(examplePath, "utf8").split("\n")) {
+    const key = line.match(/^\s*([A-Z0-9_]+)\s*=/)?.[1];
+    if (key && !have.has(key)) lines.push(line);
+  }
+  if (!have.has("VAPID_PUBLIC_KEY") || !have.has("VAPID_PRIVATE_KEY")) {
+    const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+    const pub = publicKey.export({ format: "jwk" });
+    const raw = Buffer.concat([Buffer.from([4]), Buffer.from(pub.x, "base64url"), Buffer.from(pub.y, "base64url")]);
+    lines.push(`VAPID_PUBLIC_KEY="${raw.toString("base64url")}"`, `VAPID_PRIVATE_KEY="${privateKey.export({ format: "jwk" }).d}"`);
+    console.log("generated a local VAPID key pair in .dev.vars");
+  }
+  if (lines.length) appendFileSync(path, `\n${lines.join("\n")}\n`);
+}

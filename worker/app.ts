@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { ApiError, toErrorResponse } from "./errors";
 import { accounts } from "./routes/accounts";
 import { conversations } from "./routes/conversations";
+import { push } from "./routes/push";
 import { sockets } from "./routes/sockets";
 import type { AppEnv } from "./types";
 
@@ -13,6 +14,7 @@ app.get("/health", (c) => c.json({ ok: true }));
 app.route("/", sockets);
 app.route("/", accounts);
 app.route("/", conversations);
+app.route("/", push);
 
 app.notFound(() => new ApiError("not_found", "no such route").toResponse());
 app.onError((err) => toErrorResponse(err));

@@ -33,3 +33,12 @@ export function limits(env: Partial<Record<string, unknown>>): Limits {
       .filter(Boolean),
   };
 }
+
+/** Web Push settings. Loopback http: endpoints are for local testing and only set in .dev.vars. */
+export function pushConfig(env: Partial<Record<string, unknown>> | Env) {
+  const e = env as Record<string, unknown>;
+  return {
+    allowLoopbackHttp: e.PUSH_ALLOW_LOOPBACK_HTTP === "true",
+    retryBaseSeconds: int(typeof e.PUSH_RETRY_BASE_SECONDS === "string" ? e.PUSH_RETRY_BASE_SECONDS : undefined, 2),
+  };
+}

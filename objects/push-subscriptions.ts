@@ -1,0 +1,72 @@
+/**
+ * Web Push subscriptions, one per device, kept in the user's Inbox object, and the jobs
+ * the Inbox puts on the push queue for devices that have no device socket open.
+ */
+import { z } from "zod";
+
+export const PUSH_SCHEMA = `
+  CREATE TABLE push_subscriptions (
+    device_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, p256dh TEXT NOT NULL, auth TEXT NOT NULL,
+    created_at INTEGER NOT NULL);`;
+
+const base64url = z.string().regex(/^[A-Za-z0-9_-]+={0,2}$/, "must be base64url");
+
+/** A browser's PushSubscription JSON (extra fields such as expirationTime are ignored). */
+export const PushSubscriptionBody = z.object({
+  endpoint: z.string().url().max(2048),
+  keys: z.object({ p256dh: base64url.max(256), auth: base64url.max(64) }),
+});
+export type PushSubscriptionBody = z.infer<typeof PushSubscriptionBody>;
+
+/** One notification for one device: never the content, only where to fetch it from. */
+export interface PushJob {
+  userId: string;
+  deviceId: string;
+  subscription: PushSubscriptionBody;
+  payload: { type: "message"; conversation_id: string; seq: number };
+}
+
+interface Row extends Record<string, SqlStorageValue> {
+  device_id: string;
+  endpoint: string;
+  p256dh: string;
+  auth: string;
+}
+
+export class PushSubscriptions {
+  constructor(private readonly sql: SqlStorage) {}
+
+  put(deviceId: string, sub: PushSubscriptionBody): void {
+    this.sql.exec(
+      "INSERT OR REPLACE INTO push_subscriptions (device_id, endpoint, p256dh, auth, created_at) VALUES (?, ?, ?, ?, ?)",
+      deviceId,
+      sub.endpoint,
+      sub.keys.p256dh,
+      sub.keys.auth,
+      Date.now(),
+    );
+  }
+
+  /** Deletes the device's subscription; with `endpoint`, only if it is still that one (a 404/410 answer). */
+  delete(deviceId: string, endpoint?: string): boolean {
+    const result =
+      endpoint === undefined
+        ? this.sql.exec("DELETE FROM push_subscriptions WHERE device_id = ?", deviceId)
+        : this.sql.exec("DELETE FROM push_subscriptions WHERE device_id = ? AND endpoint = ?", deviceId, endpoint);
+    return result.rowsWritten > 0;
+  }
+
+  /** Jobs for a message, for every subscribed device not in `online`. */
+  jobsFor(userId: string, online: Set<string>, payload: PushJob["payload"]): PushJob[] {
+    return this.sql
+      .exec<Row>("SELECT * FROM push_subscriptions")
+      .toArray()
+      .filter((r) => !online.has(r.device_id))
+      .map((r) => ({
+        userId,
+        deviceId: r.device_id,
+        subscription: { endpoint: r.endpoint, keys: { p256dh: r.p256dh, auth: r.auth } },
+        payload,
+      }));
+  }
+}
