@@ -168,6 +168,18 @@ export class ConversationStore {
     return this.toMessage(this.sql.exec<MessageRow>("SELECT * FROM messages WHERE seq = ?", seq).one());
   }
 
+  /** What a member who joins now is told of the history before them. */
+  joinedEvent(userId: string): Extract<FeedEvent, { type: "joined" }> {
+    const info = this.info()!;
+    const readSeq = this.member(userId)?.read_seq ?? 0;
+    const own = this.sql
+      .exec<{ seq: number }>("SELECT seq FROM messages WHERE sender_id = ? AND seq > ? ORDER BY seq", userId, readSeq)
+      .toArray()
+      .map((r) => r.seq);
+    const last = this.sql.exec<MessageRow>("SELECT * FROM messages ORDER BY seq DESC LIMIT 1").toArray()[0];
+    return { type: "joined", conversation_id: info.id, join_seq: info.last_seq, own_seqs: own, last_message: last ? this.toMessage(last) : null };
+  }
+
   /** Up to `limit` messages in ascending order: after `after`, or just below `before`, or the newest. */
   history(opts: { after?: number; before?: number; limit: number }): Message[] {
     let rows: MessageRow[];

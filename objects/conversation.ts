@@ -127,6 +127,7 @@ export class Conversation extends DurableObject<Env> {
     this.ctx.storage.transactionSync(() => {
       for (const id of fresh) if (!this.store.activeMember(id)) this.store.upsertMember(id, "member", now);
       this.store.appendFeed({ type: "conversation", conversation: this.store.snapshot() });
+      for (const id of fresh) this.store.appendFeed(this.store.joinedEvent(id), id);
     });
     await this.fanout.kick();
     if (this.ctx.getWebSockets().length > 0) this.ctx.waitUntil(this.announceNewMembers());

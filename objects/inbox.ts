@@ -28,6 +28,8 @@ const INBOX_SCHEMA = [
   PRESENCE_SCHEMA,
   RATE_LIMIT_SCHEMA,
   PUSH_SCHEMA,
+  `ALTER TABLE conversations ADD COLUMN join_seq INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE conversations ADD COLUMN own_before_join TEXT NOT NULL DEFAULT '[]';`,
 ] as const;
 
 const REPLAY_PAGE = 500;
@@ -41,6 +43,8 @@ interface ConversationRow extends Record<string, SqlStorageValue> {
   last_activity: number;
   last_read_seq: number;
   removed: number;
+  join_seq: number;
+  own_before_join: string;
 }
 
 interface LogRow extends Record<string, SqlStorageValue> {
@@ -93,7 +97,7 @@ export class Inbox extends DurableObject<Env> {
       const position = this.conversationRow(batch.conversationId)!.last_feed_id;
       for (const { feedId, event } of batch.events) {
         if (feedId <= position) continue;
-        const row = this.append(batch.conversationId, event);
+        const row = event.type === "joined" ? null : this.append(batch.conversationId, event);
         if (row) appended.push(row);
         this.applyToList(batch.userId, batch.conversationId, event);
       }
@@ -304,6 +308,15 @@ export class Inbox extends DurableObject<Env> {
       case "removed":
         this.sql.exec("UPDATE conversations SET removed = 1 WHERE conversation_id = ?", conversationId);
         return;
+      case "joined":
+        this.sql.exec(
+          "UPDATE conversations SET join_seq = ?, own_before_join = ? WHERE conversation_id = ?",
+          event.join_seq,
+          JSON.stringify(event.own_seqs),
+          conversationId,
+        );
+        if (event.last_message) this.applyToList(userId, conversationId, { type: "message", message: event.last_message });
+        return;
       case "receipt":
         if (event.kind === "read" && event.user_id === userId) {
           this.sql.exec(
@@ -316,15 +329,27 @@ export class Inbox extends DurableObject<Env> {
     }
   }
 
-  private summary(userId: string, row: ConversationRow): ConversationSummary {
-    const unread = this.sql
+  /**
+   * Others' messages above the read marker. The log holds those since the user joined;
+   * below `join_seq` every seq is a message (seq is gapless), less the user's own.
+   */
+  private unreadCount(userId: string, row: ConversationRow): number {
+    const read = row.last_read_seq;
+    const sinceJoin = this.sql
       .exec<{ n: number }>(
         "SELECT count(*) AS n FROM log WHERE type = 'message' AND conversation_id = ? AND seq > ? AND sender_id != ?",
         row.conversation_id,
-        row.last_read_seq,
+        Math.max(read, row.join_seq),
         userId,
       )
       .one().n;
+    if (read >= row.join_seq) return sinceJoin;
+    const ownBefore = (JSON.parse(row.own_before_join) as number[]).filter((seq) => seq > read && seq <= row.join_seq).length;
+    return sinceJoin + (row.join_seq - read - ownBefore);
+  }
+
+  private summary(userId: string, row: ConversationRow): ConversationSummary {
+    const unread = this.unreadCount(userId, row);
     return {
       ...(JSON.parse(row.snapshot!) as Omit<ConversationSummary, "last_message" | "unread_count" | "last_read_seq">),
       last_message: row.last_message ? (JSON.parse(row.last_message) as Message) : null,

@@ -21,9 +21,10 @@ export const RegisterBody = z.object({
   display_name: z.string().min(1).max(128).optional(),
 });
 
+// Generous bounds: an over-long handle or password is simply wrong (401), like any other.
 export const LoginBody = z.object({
-  handle: z.string().max(64),
-  password: z.string().max(1024),
+  handle: z.string().max(4096),
+  password: z.string().max(4096),
   device_name: z.string().min(1).max(128).optional(),
 });
 
@@ -147,6 +148,12 @@ export type FeedEvent =
   | { type: "message"; message: Message }
   | { type: "receipt"; conversation_id: string; user_id: string; kind: ReceiptKind; up_to_seq: number }
   | { type: "conversation"; conversation: Conversation }
-  | { type: "removed"; conversation_id: string };
+  | { type: "removed"; conversation_id: string }
+  /**
+   * Internal, never streamed to devices: tells a member's inbox where its feed starts
+   * (`join_seq`), so its list can show the latest message and count the earlier unread
+   * ones; `own_seqs` are the joiner's own messages above their read marker up to then.
+   */
+  | { type: "joined"; conversation_id: string; join_seq: number; own_seqs: number[]; last_message: Message | null };
 
-export type DeviceEvent = FeedEvent & { cursor: string };
+export type DeviceEvent = Exclude<FeedEvent, { type: "joined" }> & { cursor: string };

@@ -98,7 +98,7 @@ accounts.get("/users/:user_id", requireAuth(), async (c) => {
 });
 
 accounts.get("/users", requireAuth(), async (c) => {
-  const { handle } = parse(z.object({ handle: z.string().min(1).max(64) }), c.req.query());
+  const { handle } = parse(z.object({ handle: z.string().min(1).max(4096) }), c.req.query());
   const [user] = await directory(c.env.DB).select().from(users).where(eq(users.handle, handle));
   if (!user) throw new ApiError("not_found", "no such user");
   return c.json(publicUser(user));
