@@ -8,7 +8,8 @@ export function parseFrame(data: string | ArrayBuffer, maxBytes: number): Parsed
   if (typeof data !== "string") {
     return { error: { code: "invalid_request", message: "binary frames are not supported; send JSON text" }, ref: null };
   }
-  if (data.length > maxBytes) {
+  // A UTF-16 unit is at most 3 UTF-8 bytes: count bytes only when the frame might be over.
+  if (data.length * 3 > maxBytes && new TextEncoder().encode(data).byteLength > maxBytes) {
     return { error: { code: "too_large", message: `frame larger than ${maxBytes} bytes` }, ref: null };
   }
   let raw: unknown;
