@@ -13,11 +13,14 @@ const SAFETY_NET_MS = 2_000;
 const MAX_BACKOFF_MS = 60_000;
 const BATCH = 200;
 const PARALLEL_INBOXES = 16;
+const COALESCE_MS = 5;
 
 export class FanOut {
   private running: Promise<void> | null = null;
   private again = false;
   private failures = 0;
+  /** A round of inbox RPCs is due in COALESCE_MS; later writes join it. */
+  private scheduled = false;
   /** The alarm this instance knows is set; null when it must ask storage. */
   private alarmAt: number | null = null;
 
@@ -30,7 +33,13 @@ export class FanOut {
   /** After a write that owes inboxes events: arm the safety net, then drain without waiting. */
   async kick(): Promise<void> {
     await this.wakeAt(Date.now() + SAFETY_NET_MS);
-    this.resume();
+    // Writes arriving within a few ms share one round of inbox RPCs.
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setTimeout(() => {
+      this.scheduled = false;
+      this.resume();
+    }, COALESCE_MS);
   }
 
   /** Makes sure the alarm fires no later than `at`. */
@@ -72,21 +81,30 @@ export class FanOut {
     do {
       this.again = false;
       const owed = this.store.membersOwed();
-      const results = await inParallel(owed, PARALLEL_INBOXES, (m) => this.catchUp(m));
+      // Confirmations are written together once the round is over: one commit, not one per inbox.
+      const confirmed = new Map<string, number>();
+      const results = await inParallel(owed, PARALLEL_INBOXES, (m) => this.catchUp(m, confirmed));
+      if (confirmed.size > 0) {
+        this.ctx.storage.transactionSync(() => {
+          for (const [userId, upto] of confirmed) this.store.confirmFed(userId, upto);
+        });
+      }
       if (results.every(Boolean)) this.failures = 0;
     } while (this.again);
   }
 
   /** Sends one member's inbox everything it is owed; answers false if the inbox could not be reached. */
-  private async catchUp(member: MemberRow): Promise<boolean> {
+  private async catchUp(member: MemberRow, confirmed: Map<string, number>): Promise<boolean> {
     const conversationId = this.store.info()!.id;
     const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(member.user_id));
+    let fed = member.fed_upto;
     let current: MemberRow | null = member;
     try {
-      while (current && current.fed_upto < (current.feed_end ?? this.store.lastFeedId())) {
-        const { events, upto } = this.store.owedTo(current, BATCH);
+      while (current && fed < (current.feed_end ?? this.store.lastFeedId())) {
+        const { events, upto } = this.store.owedTo({ ...current, fed_upto: fed }, BATCH);
         await inbox.ingest({ userId: member.user_id, conversationId, events, upto });
-        this.store.confirmFed(member.user_id, upto);
+        fed = upto;
+        confirmed.set(member.user_id, upto);
         current = this.store.member(member.user_id);
       }
       return true;
