@@ -1,0 +1,92 @@
+/** One measured step: an open-loop burst of sends, the wait for its deliveries, the numbers. */
+import type { Pool } from "./pool.ts";
+import { cpuMs } from "./server.ts";
+import { summarize, type Summary } from "./stats.ts";
+
+/** Called before every measured step (run.ts starts the --profile profiler at the first). */
+export const hooks: { beforeStep: (() => Promise<void>) | null } = { beforeStep: null };
+
+export interface StepOptions {
+  contentBytes: number;
+  /** How long to wait for outstanding acks after the last send. */
+  drainMs: number;
+  /** How long to wait for outstanding deliveries after the acks. */
+  deliveryWaitMs: number;
+  /** Stop sending once an ack has been owed this long (0: never). */
+  abortAfterMs: number;
+}
+
+export interface StepResult {
+  stage: string;
+  /** Offered rate, messages per second. */
+  rate: number;
+  planned: number;
+  sent: number;
+  /** The client stopped early because acks were owed too long (server saturated). */
+  aborted: boolean;
+  ack: Summary;
+  conv: Summary;
+  sync: Summary;
+  errors: Record<string, number>;
+  /** Deliveries (conversation + device sockets, other members only) per second, first send → last delivery. */
+  deliveriesPerSecond: number;
+  /** Acks per second over the same span. */
+  acksPerSecond: number;
+  spanMs: number;
+  /** How late the client was against its schedule: a large value means the client, not the server, was the limit. */
+  clientLagMaxMs: number;
+  clientLagMeanMs: number;
+  /** CPU time the server's workerd used from the first send until the deliveries were in, per message sent. */
+  serverCpuMsPerMessage: number | null;
+}
+
+export interface Expect {
+  /** Conversation-socket deliveries each message should cause (other sockets on the conversation). */
+  convPerMessage: number;
+  /** Device-socket deliveries each message should cause (other users' device sockets). */
+  syncPerMessage: number;
+}
+
+export async function step(
+  pool: Pool,
+  serverPid: number,
+  stage: string,
+  senders: string[],
+  rate: number,
+  count: number,
+  expect: Expect,
+  opts: StepOptions,
+): Promise<StepResult> {
+  if (hooks.beforeStep) await hooks.beforeStep();
+  const cpu0 = cpuMs(serverPid);
+  const load = await pool.load(stage, senders, rate, count, {
+    contentBytes: opts.contentBytes,
+    drainMs: opts.drainMs,
+    abortAfterMs: opts.abortAfterMs,
+  });
+  const acked = load.sent - load.pending;
+  await pool.waitDeliveries(stage, acked * expect.convPerMessage, acked * expect.syncPerMessage, opts.deliveryWaitMs);
+  const cpu1 = cpuMs(serverPid);
+  const m = await pool.collect(stage);
+  const convMissing = Math.max(0, m.sent * expect.convPerMessage - m.conv.length);
+  const syncMissing = Math.max(0, m.sent * expect.syncPerMessage - m.sync.length);
+  const span = m.lastRecv - m.firstSend;
+  const spanS = span > 0 ? span / 1000 : NaN;
+  return {
+    stage,
+    rate,
+    planned: count,
+    sent: m.sent,
+    aborted: load.aborted,
+    ack: summarize(m.ack, m.unacked),
+    conv: summarize(m.conv, convMissing),
+    sync: summarize(m.sync, syncMissing),
+    errors: m.errors,
+    deliveriesPerSecond: Number.isFinite(spanS) ? Math.round((m.conv.length + m.sync.length) / spanS) : 0,
+    acksPerSecond: Number.isFinite(spanS) ? Math.round(m.ack.length / spanS) : 0,
+    spanMs: Math.round(span),
+    clientLagMaxMs: Math.round(m.lagMax * 10) / 10,
+    clientLagMeanMs: Math.round(m.lagMean * 100) / 100,
+    serverCpuMsPerMessage: m.sent ? Math.round(((cpu1 - cpu0) / m.sent) * 100) / 100 : null,
+  };
+}
