@@ -10,7 +10,7 @@ import { limits } from "../worker/lib/config";
 import type { OwedEvent } from "./conversation-store";
 import { errorFrame } from "./frames";
 import { PRESENCE_SCHEMA, PresenceTracker, type Presence } from "./presence";
-import { PUSH_SCHEMA, PushSubscriptions, type PushJob, type PushSubscriptionBody } from "./push-subscriptions";
+import { PUSH_OUTBOX_SCHEMA, PUSH_SCHEMA, PushSubscriptions, type PushJob, type PushSubscriptionBody } from "./push-subscriptions";
 import { RATE_LIMIT_SCHEMA, takeToken, type TakeResult } from "./rate-limit";
 import { callerFromHeaders, closeSocket, json, migrate, sendFrame, type SocketIdentity } from "./schema";
 
@@ -30,6 +30,7 @@ const INBOX_SCHEMA = [
   PUSH_SCHEMA,
   `ALTER TABLE conversations ADD COLUMN join_seq INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE conversations ADD COLUMN own_before_join TEXT NOT NULL DEFAULT '[]';`,
+  PUSH_OUTBOX_SCHEMA,
 ] as const;
 
 const REPLAY_PAGE = 500;
@@ -74,7 +75,7 @@ export class Inbox extends DurableObject<Env> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.presence = new PresenceTracker(ctx, env);
-    this.subscriptions = new PushSubscriptions(this.sql);
+    this.subscriptions = new PushSubscriptions(ctx, env.PUSH_QUEUE);
     ctx.blockConcurrencyWhile(async () => migrate(this.sql, INBOX_SCHEMA));
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
   }
@@ -84,23 +85,20 @@ export class Inbox extends DurableObject<Env> {
    * already recorded for that conversation is a repeat of an earlier delivery.
    */
   async ingest(batch: IngestBatch): Promise<void> {
-    const position = this.conversationRow(batch.conversationId)?.last_feed_id ?? 0;
-    const fresh = batch.events.filter((e) => e.feedId > position);
-    // Queued before the events are applied: if this fails the conversation sends the batch
-    // again, so a push is never lost; a repeat is harmless (same conversation and seq).
-    const jobs = this.pushJobs(batch.userId, fresh.map((e) => e.event));
-    if (jobs.length > 0) await this.env.PUSH_QUEUE.sendBatch(jobs.map((body) => ({ body })));
-
     const appended: LogRow[] = [];
+    let pushes = 0;
     this.ctx.storage.transactionSync(() => {
       this.sql.exec("INSERT OR IGNORE INTO conversations (conversation_id) VALUES (?)", batch.conversationId);
       const position = this.conversationRow(batch.conversationId)!.last_feed_id;
-      for (const { feedId, event } of batch.events) {
-        if (feedId <= position) continue;
+      const fresh = batch.events.filter((e) => e.feedId > position);
+      for (const { event } of fresh) {
         const row = event.type === "joined" ? null : this.append(batch.conversationId, event);
         if (row) appended.push(row);
         this.applyToList(batch.userId, batch.conversationId, event);
       }
+      const jobs = this.pushJobs(batch.userId, fresh.map((e) => e.event));
+      this.subscriptions.stage(jobs);
+      pushes = jobs.length;
       this.sql.exec(
         "UPDATE conversations SET last_feed_id = max(last_feed_id, ?) WHERE conversation_id = ?",
         batch.upto,
@@ -111,6 +109,7 @@ export class Inbox extends DurableObject<Env> {
       const frame = deviceFrame(row);
       for (const ws of this.ctx.getWebSockets()) sendFrame(ws, frame);
     }
+    if (pushes > 0) this.ctx.waitUntil(this.subscriptions.flush());
   }
 
   /** The user's conversations, most recent activity first. */
@@ -228,6 +227,7 @@ export class Inbox extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     await this.presence.onAlarm(this.openDeviceSockets());
+    await this.subscriptions.flush();
   }
 
   /** Device sockets still open, leaving out one that is closing; closing ones may still be listed. */
@@ -237,19 +237,23 @@ export class Inbox extends DurableObject<Env> {
 
   // ---- internals -------------------------------------------------------------
 
-  /** Pushes for others' messages, to each subscribed device that has no device socket open. */
+  /**
+   * One push per subscribed device without a device socket, for the newest of others'
+   * messages in the batch: the payload only says where to look, so one is enough.
+   */
   private pushJobs(userId: string, events: FeedEvent[]): PushJob[] {
-    const messages = events.flatMap((e) => (e.type === "message" && e.message.sender_id !== userId ? [e.message] : []));
-    if (messages.length === 0) return [];
+    const newest = events.reduce<Message | null>(
+      (best, e) => (e.type === "message" && e.message.sender_id !== userId && (!best || e.message.seq > best.seq) ? e.message : best),
+      null,
+    );
+    if (!newest) return [];
     const online = new Set(
       this.ctx
         .getWebSockets()
         .filter((ws) => ws.readyState === WebSocket.OPEN)
         .map((ws) => (ws.deserializeAttachment() as SocketIdentity).deviceId),
     );
-    return messages.flatMap((m) =>
-      this.subscriptions.jobsFor(userId, online, { type: "message", conversation_id: m.conversation_id, seq: m.seq }),
-    );
+    return this.subscriptions.jobsFor(userId, online, { type: "message", conversation_id: newest.conversation_id, seq: newest.seq });
   }
 
   private replay(ws: WebSocket, since: number): void {

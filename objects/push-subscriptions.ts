@@ -9,6 +9,17 @@ export const PUSH_SCHEMA = `
     device_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, p256dh TEXT NOT NULL, auth TEXT NOT NULL,
     created_at INTEGER NOT NULL);`;
 
+/**
+ * Jobs written in the same transaction as the events that caused them, and removed once
+ * the queue took them: a queue outage delays pushes but never message delivery.
+ */
+export const PUSH_OUTBOX_SCHEMA = `
+  CREATE TABLE push_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL);`;
+
+/** Cloudflare Queues take at most 100 messages (and 256 KB) per sendBatch. */
+const QUEUE_BATCH = 50;
+const RETRY_MS = 5_000;
+
 const base64url = z.string().regex(/^[A-Za-z0-9_-]+={0,2}$/, "must be base64url");
 
 /** A browser's PushSubscription JSON (extra fields such as expirationTime are ignored). */
@@ -34,7 +45,16 @@ interface Row extends Record<string, SqlStorageValue> {
 }
 
 export class PushSubscriptions {
-  constructor(private readonly sql: SqlStorage) {}
+  private flushing: Promise<void> | null = null;
+
+  constructor(
+    private readonly ctx: DurableObjectState,
+    private readonly queue: Queue,
+  ) {}
+
+  private get sql() {
+    return this.ctx.storage.sql;
+  }
 
   put(deviceId: string, sub: PushSubscriptionBody): void {
     this.sql.exec(
@@ -54,6 +74,36 @@ export class PushSubscriptions {
         ? this.sql.exec("DELETE FROM push_subscriptions WHERE device_id = ?", deviceId)
         : this.sql.exec("DELETE FROM push_subscriptions WHERE device_id = ? AND endpoint = ?", deviceId, endpoint);
     return result.rowsWritten > 0;
+  }
+
+  /** Records jobs for the queue; call inside the transaction that applies their events. */
+  stage(jobs: PushJob[]): void {
+    for (const job of jobs) this.sql.exec("INSERT INTO push_outbox (job) VALUES (?)", JSON.stringify(job));
+  }
+
+  /** Hands staged jobs to the queue; if it fails, the object's alarm tries again. */
+  flush(): Promise<void> {
+    this.flushing ??= this.flushNow().finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  private async flushNow(): Promise<void> {
+    for (;;) {
+      const rows = this.sql.exec<{ id: number; job: string }>("SELECT id, job FROM push_outbox ORDER BY id LIMIT ?", QUEUE_BATCH).toArray();
+      if (rows.length === 0) return;
+      try {
+        await this.queue.sendBatch(rows.map((r) => ({ body: JSON.parse(r.job) as PushJob })));
+      } catch (err) {
+        console.warn("push queue unavailable; will retry", err);
+        const retryAt = Date.now() + RETRY_MS;
+        const alarm = await this.ctx.storage.getAlarm();
+        if (alarm === null || alarm > retryAt) await this.ctx.storage.setAlarm(retryAt);
+        return;
+      }
+      this.sql.exec("DELETE FROM push_outbox WHERE id <= ?", rows.at(-1)!.id);
+    }
   }
 
   /** Jobs for a message, for every subscribed device not in `online`. */

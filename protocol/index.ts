@@ -10,29 +10,34 @@ export * from "./errors";
 export const MESSAGE_KINDS = ["text", "media", "encrypted"] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
-const id = z.string().min(1).max(128);
+/**
+ * Strings must be well-formed Unicode: SQLite stores UTF-8, where a lone surrogate would
+ * come back as U+FFFD, so an id acked to the client would differ from the one stored.
+ */
+const text = () => z.string().refine((s) => s.isWellFormed(), "must be well-formed Unicode (no lone surrogates)");
+const id = text().min(1).max(128);
 const seq = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 // ---- HTTP bodies -------------------------------------------------------------
 
 export const RegisterBody = z.object({
-  handle: z.string().regex(/^[a-z0-9_]{3,32}$/, "handle must be 3-32 characters of a-z, 0-9 and _"),
-  password: z.string().min(8, "password must be at least 8 characters").max(1024),
-  display_name: z.string().min(1).max(128).optional(),
+  handle: text().regex(/^[a-z0-9_]{3,32}$/, "handle must be 3-32 characters of a-z, 0-9 and _"),
+  password: text().min(8, "password must be at least 8 characters").max(1024),
+  display_name: text().min(1).max(128).optional(),
 });
 
 // Generous bounds: an over-long handle or password is simply wrong (401), like any other.
 export const LoginBody = z.object({
   handle: z.string().max(4096),
   password: z.string().max(4096),
-  device_name: z.string().min(1).max(128).optional(),
+  device_name: text().min(1).max(128).optional(),
 });
 
 export const CreateConversationBody = z.discriminatedUnion("type", [
   z.object({ type: z.literal("direct"), peer: id }),
   z.object({
     type: z.literal("group"),
-    name: z.string().min(1).max(256),
+    name: text().min(1).max(256),
     // Bounded far above the group limit so the 422 check sees oversized lists; 400 past this.
     members: z.array(id).max(10_000),
   }),
@@ -44,7 +49,7 @@ export const AddMembersBody = z.object({ user_ids: z.array(id).min(1).max(10_000
 export const SendBody = z.object({
   client_message_id: id,
   kind: z.enum(MESSAGE_KINDS),
-  content: z.string(),
+  content: text(),
   media_id: id.optional(),
 });
 export type SendInput = z.infer<typeof SendBody>;

@@ -7,10 +7,7 @@ import { limits } from "./config";
 
 export async function readJson<S extends z.ZodType>(c: Context<AppEnv>, schema: S): Promise<z.infer<S>> {
   const max = limits(c.env as unknown as Record<string, unknown>).maxBodyBytes;
-  const declared = Number(c.req.header("content-length"));
-  if (Number.isFinite(declared) && declared > max) throw new ApiError("too_large", `request body over ${max} bytes`);
-  const bytes = await c.req.arrayBuffer();
-  if (bytes.byteLength > max) throw new ApiError("too_large", `request body over ${max} bytes`);
+  const bytes = await readCapped(c.req.raw, max);
   let raw: unknown;
   try {
     raw = JSON.parse(new TextDecoder().decode(bytes));
@@ -18,6 +15,37 @@ export async function readJson<S extends z.ZodType>(c: Context<AppEnv>, schema: 
     throw new ApiError("invalid_request", "body is not valid JSON");
   }
   return parse(schema, raw);
+}
+
+/**
+ * The body's bytes, refusing it as soon as it passes `max`: a chunked upload without a
+ * content-length is not buffered whole before the answer.
+ */
+export async function readCapped(request: Request, max: number): Promise<Uint8Array> {
+  const tooLarge = () => new ApiError("too_large", `request body over ${max} bytes`);
+  const declared = Number(request.headers.get("content-length"));
+  if (Number.isFinite(declared) && declared > max) throw tooLarge();
+  if (!request.body) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
 }
 
 export function parse<S extends z.ZodType>(schema: S, raw: unknown): z.infer<S> {
