@@ -25,7 +25,7 @@ import { FanOut } from "./fanout";
 import type { Presence } from "./presence";
 import { PresenceWatch } from "./presence-watch";
 import { errorFrame, parseFrame } from "./frames";
-import { callerFromHeaders, closeSocket, json, migrate, sendFrame, type Caller, type SocketIdentity } from "./schema";
+import { answerClose, closeSocket, json, upgradeCaller, migrate, sendFrame, type Caller, type SocketIdentity } from "./schema";
 
 /** A typing `start` that is not renewed within this long ends by itself. */
 export const TYPING_TTL_MS = 6_000;
@@ -284,10 +284,8 @@ export class Conversation extends DurableObject<Env> {
 
   /** The conversation socket; the Worker has authenticated the caller and forwards the upgrade. */
   override async fetch(request: Request): Promise<Response> {
-    const caller = callerFromHeaders(request.headers);
-    if (!caller || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return json({ error: { code: "invalid_request", message: "expected a WebSocket upgrade" } }, 400);
-    }
+    const caller = upgradeCaller(request);
+    if (caller instanceof Response) return caller;
     const denied = this.checkMember(caller.userId);
     if (denied) return json({ error: denied.error }, denied.error.code === "not_found" ? 404 : 403);
     if (this.store.isRevoked(caller.deviceId)) return json({ error: { code: "unauthorized", message: "device revoked" } }, 401);
@@ -366,7 +364,7 @@ export class Conversation extends DurableObject<Env> {
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
     const state = ws.deserializeAttachment() as SocketState | null;
     if (state?.typingUntil && state.typingUntil > Date.now()) this.broadcastTyping(ws, state, "stop", 0);
-    closeSocket(ws, code === 1005 || code === 1006 ? 1000 : code, "closing");
+    answerClose(ws, code);
     // Nobody left to tell: the cache would go stale, so the next socket re-subscribes.
     if (!this.ctx.getWebSockets().some((s) => s !== ws && s.readyState === WebSocket.OPEN)) this.presence.forget();
   }

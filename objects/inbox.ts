@@ -12,7 +12,7 @@ import { errorFrame } from "./frames";
 import { PRESENCE_SCHEMA, PresenceTracker, type Presence } from "./presence";
 import { PUSH_OUTBOX_SCHEMA, PUSH_SCHEMA, PushSubscriptions, type PushJob, type PushSubscriptionBody } from "./push-subscriptions";
 import { RATE_LIMIT_SCHEMA, takeToken, type TakeResult } from "./rate-limit";
-import { callerFromHeaders, closeSocket, json, migrate, sendFrame, type SocketIdentity } from "./schema";
+import { answerClose, closeSocket, json, upgradeCaller, migrate, sendFrame, type SocketIdentity } from "./schema";
 
 const INBOX_SCHEMA = [
   `CREATE TABLE log (
@@ -178,10 +178,8 @@ export class Inbox extends DurableObject<Env> {
 
   /** The device socket: replays the log after `since`, then streams. The Worker authenticated the caller. */
   override async fetch(request: Request): Promise<Response> {
-    const caller = callerFromHeaders(request.headers);
-    if (!caller || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return json({ error: { code: "invalid_request", message: "expected a WebSocket upgrade" } }, 400);
-    }
+    const caller = upgradeCaller(request);
+    if (caller instanceof Response) return caller;
     const sinceParam = new URL(request.url).searchParams.get("since");
     const since = sinceParam === null ? null : CursorParam.safeParse(sinceParam);
     if (since && !since.success) return json({ error: { code: "invalid_request", message: "since: not a cursor" } }, 400);
@@ -216,7 +214,7 @@ export class Inbox extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    closeSocket(ws, code === 1005 || code === 1006 ? 1000 : code, "closing");
+    answerClose(ws, code);
     await this.presence.deviceClosed(this.openDeviceSockets(ws));
   }
 

@@ -37,6 +37,23 @@ export function callerFromHeaders(headers: Headers): SocketIdentity | null {
   return userId && deviceId && Number.isFinite(exp) ? { userId, deviceId, exp } : null;
 }
 
+/**
+ * The caller of a WebSocket upgrade the Worker forwarded, or the 400 answer when the
+ * request is not one.
+ */
+export function upgradeCaller(request: Request): SocketIdentity | Response {
+  const caller = callerFromHeaders(request.headers);
+  if (!caller || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    return json({ error: { code: "invalid_request", message: "expected a WebSocket upgrade" } }, 400);
+  }
+  return caller;
+}
+
+/** Completes a closing handshake the client started, echoing its code where one may be sent. */
+export function answerClose(ws: WebSocket, code: number): void {
+  closeSocket(ws, code === 1005 || code === 1006 ? 1000 : code, "closing");
+}
+
 export const json = (body: unknown, status = 200): Response =>
   new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 

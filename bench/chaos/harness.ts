@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Api, type Session, type Socket } from "../../test/e2e/client";
 import { check, type Ack, type Attempt, type CheckResult, type ConversationInfo, type Delivery, type StoredMessage } from "./checker";
-import { Rng } from "./rng";
+import { Rng } from "../lib/prng";
 import { extraArgsOf, startServer, type ChaosServer } from "./server";
 
 export type KillSignal = "SIGKILL" | "SIGTERM";

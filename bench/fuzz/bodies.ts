@@ -2,7 +2,7 @@
  * Mutation of JSON request bodies (and WebSocket frames, which are bodies too): from a
  * valid body described field by field, one hostile variant and what it should get.
  */
-import type { Rng } from "./prng.ts";
+import type { Rng } from "../lib/prng.ts";
 import { badJson, invalidUtf8, LONE_SURROGATES, nestedText, NUMBER_TOKENS, oddText, Raw, toJson, wrongType } from "./values.ts";
 
 /** How a body variant should be answered: like the valid body, like it or with one of `statuses`, or with `statuses`. */

@@ -16,7 +16,7 @@ import type { Case } from "./cases.ts";
 import { forgeTokens, generateCase, type GenContext } from "./generators.ts";
 import { HonestTraffic } from "./honest.ts";
 import { Ledger, type Issue } from "./ledger.ts";
-import { Rng } from "./prng.ts";
+import { Rng } from "../lib/prng.ts";
 import { Runner } from "./runner.ts";
 import { verify } from "./verify.ts";
 import { buildWorld } from "./world.ts";

@@ -6,7 +6,7 @@ import { PASSWORD, type Session } from "../../test/e2e/client.ts";
 import { err, mutate, OK, okOr, statusesFor, type Field, type Mutated, type Outcome } from "./bodies.ts";
 import type { Case, HandshakeCase, HttpCase, PostProblem, SendRecord, WsFrameCase } from "./cases.ts";
 import { HANDLE_RE, LIMITS, type ErrorCode } from "./contract.ts";
-import type { Rng } from "./prng.ts";
+import type { Rng } from "../lib/prng.ts";
 import { ghostId, junkId, nestedText, oddText, randomBase32, Raw, toJson, wrongType } from "./values.ts";
 import { signToken, type Attacker, type World } from "./world.ts";
 

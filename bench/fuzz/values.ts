@@ -2,7 +2,7 @@
  * Hostile values: wrong types, edge numbers, unicode oddities, deep nesting, huge strings,
  * and raw (not JSON-serialisable) number tokens spliced into the JSON text.
  */
-import type { Rng } from "./prng.ts";
+import type { Rng } from "../lib/prng.ts";
 
 /** A marker replaced in the serialised JSON by a raw token such as `NaN` or `1e309`. */
 export class Raw {

@@ -13,6 +13,7 @@
  * The baseline has no accounts: its sockets carry the same user/device ids in the URL.
  */
 import { pbkdf2Sync, randomBytes } from "node:crypto";
+import { newId } from "../../worker/lib/ids.ts";
 import { SignJWT } from "jose";
 import type { ServerHandle } from "./server.ts";
 import { inParallel } from "./util.ts";
@@ -31,24 +32,7 @@ export interface Room {
   members: BenchUser[];
 }
 
-const ALPHABET = "abcdefghijklmnopqrstuvwxyz234567";
 
-/** The same id format as worker/lib/ids.ts: a prefix and 128 random bits in base32. */
-function newId(prefix: string): string {
-  let bits = 0;
-  let value = 0;
-  let out = "";
-  for (const byte of randomBytes(16)) {
-    value = (value << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += ALPHABET[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += ALPHABET[(value << (5 - bits)) & 31];
-  return `${prefix}_${out}`;
-}
 
 export const PASSWORD = "bench-password-0123";
 

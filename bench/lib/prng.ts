@@ -1,6 +1,7 @@
 /**
- * A small seeded PRNG (sfc32, seeded through splitmix32) so that a fuzz run is reproducible:
- * case `i` of seed `s` is always generated from `Rng.forCase(s, i)`, whatever the concurrency.
+ * A small seeded PRNG (sfc32, seeded through splitmix32) so that chaos and fuzz runs replay
+ * from `--seed`: fuzz case `i` of seed `s` is always generated from `Rng.forCase(s, i)`,
+ * whatever the concurrency; chaos derives one generator per purpose with `fork()`.
  */
 
 function splitmix32(seed: number): () => number {
@@ -78,6 +79,11 @@ export class Rng {
     let out = "";
     for (let i = 0; i < length; i++) out += alphabet[Math.floor(this.next() * alphabet.length)];
     return out;
+  }
+
+  /** An independent generator derived from this one, stable for a given seed. */
+  fork(): Rng {
+    return new Rng(this.u32());
   }
 
   shuffle<T>(items: T[]): T[] {
