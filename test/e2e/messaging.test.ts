@@ -2,21 +2,11 @@
  * Messages, ordering, idempotency, history paging, markers, limits and the conversation
  * list (CONTRACT.md sections 2, 4 and 5) against the real server.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Api, closeAll, cmid, eventually, sleep, type Session, type Socket } from "./client";
-import { TestServer } from "./server";
+import { beforeAll, describe, expect, it } from "vitest";
+import { closeAll, cmid, eventually, sleep, type Session, type Socket } from "./client";
+import { useServer } from "./setup";
 
-let server: TestServer;
-let api: Api;
-
-beforeAll(async () => {
-  server = await TestServer.start();
-  api = new Api(server.baseUrl);
-});
-
-afterAll(async () => {
-  await server?.dispose();
-});
+const ctx = useServer();
 
 const expectError = (res: { status: number; json: any }, status: number, code: string) => {
   expect(res.status, JSON.stringify(res.json)?.slice(0, 300)).toBe(status);
@@ -28,10 +18,10 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 
 describe("sending", () => {
   it("201 the message, with every field of the contract", async () => {
-    const [a, b] = await Promise.all([api.register("sa"), api.register("sb")]);
-    const conv = await api.group(a, [b]);
+    const [a, b] = await Promise.all([ctx.api.register("sa"), ctx.api.register("sb")]);
+    const conv = await ctx.api.group(a, [b]);
     const id = cmid();
-    const res = await api.send(a, conv, id, "hello");
+    const res = await ctx.api.send(a, conv, id, "hello");
     expect(res.status).toBe(201);
     expect(res.json).toEqual({
       message_id: expect.any(String),
@@ -45,41 +35,41 @@ describe("sending", () => {
       created_at: expect.any(Number),
     });
     expect(Math.abs(res.json.created_at - Date.now())).toBeLessThan(60_000);
-    const second = await api.send(b, conv, cmid(), "hi");
+    const second = await ctx.api.send(b, conv, cmid(), "hi");
     expect(second.json.seq).toBe(2);
-    const { json } = await api.get(`/conversations/${conv}/messages`, b.token);
+    const { json } = await ctx.api.get(`/conversations/${conv}/messages`, b.token);
     expect(json.messages).toEqual([res.json, second.json]);
   });
 
   it("kind encrypted carries any content untouched; bad kinds and missing fields are 400", async () => {
-    const a = await api.register("kind");
-    const conv = await api.group(a, []);
+    const a = await ctx.api.register("kind");
+    const conv = await ctx.api.group(a, []);
     const cipher = "\u0000\u00ff🔐 ciphertext \"quoted\" \\ back\nslash";
-    const enc = await api.post(`/conversations/${conv}/messages`, a.token, { client_message_id: cmid(), kind: "encrypted", content: cipher });
+    const enc = await ctx.api.post(`/conversations/${conv}/messages`, a.token, { client_message_id: cmid(), kind: "encrypted", content: cipher });
     expect(enc.status).toBe(201);
     expect(enc.json.content).toBe(cipher);
     expect(enc.json.kind).toBe("encrypted");
-    expectError(await api.post(`/conversations/${conv}/messages`, a.token, { client_message_id: cmid(), kind: "gif", content: "x" }), 400, "invalid_request");
-    expectError(await api.post(`/conversations/${conv}/messages`, a.token, { kind: "text", content: "x" }), 400, "invalid_request");
-    expectError(await api.post(`/conversations/${conv}/messages`, a.token, { client_message_id: cmid(), kind: "text" }), 400, "invalid_request");
-    expectError(await api.call("POST", `/conversations/${conv}/messages`, { token: a.token, raw: "{'single': 'quotes'}" }), 400, "invalid_request");
-    const all = await api.allMessages(a, conv);
+    expectError(await ctx.api.post(`/conversations/${conv}/messages`, a.token, { client_message_id: cmid(), kind: "gif", content: "x" }), 400, "invalid_request");
+    expectError(await ctx.api.post(`/conversations/${conv}/messages`, a.token, { kind: "text", content: "x" }), 400, "invalid_request");
+    expectError(await ctx.api.post(`/conversations/${conv}/messages`, a.token, { client_message_id: cmid(), kind: "text" }), 400, "invalid_request");
+    expectError(await ctx.api.call("POST", `/conversations/${conv}/messages`, { token: a.token, raw: "{'single': 'quotes'}" }), 400, "invalid_request");
+    const all = await ctx.api.allMessages(a, conv);
     expect(all).toHaveLength(1);
   });
 
   it("20 concurrent senders × 50 messages (HTTP and WebSocket) into one group: seq exactly 1..1000, each message once", async () => {
     const SENDERS = 20;
     const EACH = 50;
-    const admin = await api.register("load");
-    const senders = await Promise.all(Array.from({ length: SENDERS }, (_, i) => api.register(`ld${i}`)));
-    const observerSync = await api.sync(admin);
+    const admin = await ctx.api.register("load");
+    const senders = await Promise.all(Array.from({ length: SENDERS }, (_, i) => ctx.api.register(`ld${i}`)));
+    const observerSync = await ctx.api.sync(admin);
     await observerSync.roundTrip();
-    const conv = await api.group(admin, senders, "load");
-    const observerWs = await api.convSocket(admin, conv);
+    const conv = await ctx.api.group(admin, senders, "load");
+    const observerWs = await ctx.api.convSocket(admin, conv);
     // the admin's device position before the burst (the group's creation event)
     const created = await observerSync.waitFor((f) => f.type === "conversation" && f.conversation.conversation_id === conv, 5_000, "creation");
     const [wsSenders, httpSenders] = [senders.slice(0, SENDERS / 2), senders.slice(SENDERS / 2)];
-    const sockets = await Promise.all(wsSenders.map((s) => api.convSocket(s, conv)));
+    const sockets = await Promise.all(wsSenders.map((s) => ctx.api.convSocket(s, conv)));
     await Promise.all([observerWs, observerSync, ...sockets].map((s) => s.roundTrip()));
 
     const expected = new Map<string, string>(); // client_message_id → sender
@@ -107,7 +97,7 @@ describe("sending", () => {
         Array.from({ length: 5 }, async () => {
           while (next < ids.length) {
             const id = ids[next++]!;
-            const res = await api.send(s, conv, id, `content of ${id}`);
+            const res = await ctx.api.send(s, conv, id, `content of ${id}`);
             expect(res.status, res.text).toBe(201);
             acked.push(res.json);
           }
@@ -125,7 +115,7 @@ describe("sending", () => {
     expect(seqs(acked).sort((x, y) => x - y)).toEqual(range(1, TOTAL));
 
     // history: paged with after_seq, exactly 1..1000, each client_message_id once, as acked
-    const history = await api.allMessages(admin, conv, 200);
+    const history = await ctx.api.allMessages(admin, conv, 200);
     expect(seqs(history)).toEqual(range(1, TOTAL));
     const byCmid = new Map<string, any>();
     for (const m of history) {
@@ -153,7 +143,7 @@ describe("sending", () => {
     await sleep(300);
     expect(observerSync.ofType("message").filter((f) => f.message.conversation_id === conv)).toHaveLength(TOTAL);
     // a device resuming from before the burst gets all of it replayed, once, in order, with the same cursors
-    const late = await api.sync(admin, created.cursor);
+    const late = await ctx.api.sync(admin, created.cursor);
     const replayed = await late.waitForCount((f) => f.type === "message" && f.message.conversation_id === conv, TOTAL, 30_000, "replayed");
     await late.roundTrip();
     expect(replayed.map((e) => e.message.seq)).toEqual(range(1, TOTAL));
@@ -169,44 +159,44 @@ describe("idempotency", () => {
   let b: Session;
   let conv: string;
   beforeAll(async () => {
-    [a, b] = await Promise.all([api.register("ia"), api.register("ib")]);
-    conv = await api.group(a, [b], "idem");
+    [a, b] = await Promise.all([ctx.api.register("ia"), ctx.api.register("ib")]);
+    conv = await ctx.api.group(a, [b], "idem");
   });
 
   it("an HTTP resend of a client_message_id answers 200 with the original and stores nothing", async () => {
     const id = cmid("dup");
-    const first = await api.send(a, conv, id, "original");
+    const first = await ctx.api.send(a, conv, id, "original");
     expect(first.status).toBe(201);
-    const again = await api.send(a, conv, id, "original");
+    const again = await ctx.api.send(a, conv, id, "original");
     expect(again.status).toBe(200);
     expect(again.json).toEqual(first.json);
-    const changed = await api.send(a, conv, id, "different content this time");
+    const changed = await ctx.api.send(a, conv, id, "different content this time");
     expect(changed.status).toBe(200);
     expect(changed.json).toEqual(first.json);
     // concurrent repeats: still the one original
-    const burst = await Promise.all(Array.from({ length: 5 }, () => api.send(a, conv, id, "original")));
+    const burst = await Promise.all(Array.from({ length: 5 }, () => ctx.api.send(a, conv, id, "original")));
     for (const r of burst) {
       expect(r.status).toBe(200);
       expect(r.json).toEqual(first.json);
     }
-    const history = await api.allMessages(a, conv);
+    const history = await ctx.api.allMessages(a, conv);
     expect(history.filter((m) => m.client_message_id === id)).toHaveLength(1);
     expect(seqs(history)).toEqual(range(1, history.length));
   });
 
   it("concurrent first sends of one client_message_id store it once: one 201, the rest 200", async () => {
     const id = cmid("race");
-    const results = await Promise.all(Array.from({ length: 6 }, () => api.send(a, conv, id, "raced")));
+    const results = await Promise.all(Array.from({ length: 6 }, () => ctx.api.send(a, conv, id, "raced")));
     expect(results.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 200, 201]);
     expect(new Set(results.map((r) => r.json.message_id)).size).toBe(1);
-    const history = await api.allMessages(a, conv);
+    const history = await ctx.api.allMessages(a, conv);
     expect(history.filter((m) => m.client_message_id === id)).toHaveLength(1);
   });
 
   it("idempotency is per sender: another user's identical client_message_id is a new message", async () => {
     const id = cmid("shared");
-    const mine = await api.send(a, conv, id, "from a");
-    const theirs = await api.send(b, conv, id, "from b");
+    const mine = await ctx.api.send(a, conv, id, "from a");
+    const theirs = await ctx.api.send(b, conv, id, "from b");
     expect(mine.status).toBe(201);
     expect(theirs.status).toBe(201);
     expect(theirs.json.message_id).not.toBe(mine.json.message_id);
@@ -214,9 +204,9 @@ describe("idempotency", () => {
   });
 
   it("a WebSocket resend answers `sent` with the original and broadcasts no second `message`", async () => {
-    const wsA = await api.convSocket(a, conv);
-    const wsB = await api.convSocket(b, conv);
-    const syncB = await api.sync(b);
+    const wsA = await ctx.api.convSocket(a, conv);
+    const wsB = await ctx.api.convSocket(b, conv);
+    const syncB = await ctx.api.sync(b);
     await Promise.all([wsA.roundTrip(), wsB.roundTrip(), syncB.roundTrip()]);
     const id = cmid("wsdup");
     wsA.send({ type: "send", client_message_id: id, kind: "text", content: "once" });
@@ -240,7 +230,7 @@ describe("idempotency", () => {
 
     // across transports: an HTTP send repeated over the socket
     const crossId = cmid("cross");
-    const viaHttp = await api.send(a, conv, crossId, "http first");
+    const viaHttp = await ctx.api.send(a, conv, crossId, "http first");
     expect(viaHttp.status).toBe(201);
     await wsB.waitFor((f) => f.type === "message" && f.message.client_message_id === crossId, 5_000, "cross message");
     const from2 = wsA.frames.length;
@@ -252,7 +242,7 @@ describe("idempotency", () => {
     await wsB.waitFor((f) => f.type === "message" && f.message.client_message_id === marker2, 5_000, "marker2");
     expect(wsB.frames.filter((f) => f.type === "message" && f.message.client_message_id === crossId)).toHaveLength(1);
 
-    const history = await api.allMessages(a, conv);
+    const history = await ctx.api.allMessages(a, conv);
     expect(history.filter((m) => m.client_message_id === id)).toHaveLength(1);
     expect(history.filter((m) => m.client_message_id === crossId)).toHaveLength(1);
     expect(seqs(history)).toEqual(range(1, history.length));
@@ -265,13 +255,13 @@ describe("history paging", () => {
   let conv: string;
   let sent: any[];
   beforeAll(async () => {
-    a = await api.register("page");
-    conv = await api.group(a, [], "paging");
+    a = await ctx.api.register("page");
+    conv = await ctx.api.group(a, [], "paging");
     sent = [];
-    for (let i = 1; i <= 10; i++) sent.push(await api.sendOk(a, conv, cmid(`p${i}`), `message ${i}`));
+    for (let i = 1; i <= 10; i++) sent.push(await ctx.api.sendOk(a, conv, cmid(`p${i}`), `message ${i}`));
   });
 
-  const page = (q: string) => api.get(`/conversations/${conv}/messages${q}`, a.token);
+  const page = (q: string) => ctx.api.get(`/conversations/${conv}/messages${q}`, a.token);
 
   it("after_seq and limit: ascending, with next_after_seq until the end", async () => {
     const p1 = await page("?after_seq=3&limit=4");
@@ -310,12 +300,12 @@ describe("history paging", () => {
   });
 
   it("a default page holds at most 50", async () => {
-    const b = await api.register("page50");
-    const c = await api.group(b, [], "fifty");
-    await Promise.all(Array.from({ length: 60 }, (_, i) => api.sendOk(b, c, cmid(`f${i}`))));
-    const res = await api.get(`/conversations/${c}/messages`, b.token);
+    const b = await ctx.api.register("page50");
+    const c = await ctx.api.group(b, [], "fifty");
+    await Promise.all(Array.from({ length: 60 }, (_, i) => ctx.api.sendOk(b, c, cmid(`f${i}`))));
+    const res = await ctx.api.get(`/conversations/${c}/messages`, b.token);
     expect(seqs(res.json.messages)).toEqual(range(11, 60));
-    const first = await api.get(`/conversations/${c}/messages?after_seq=0`, b.token);
+    const first = await ctx.api.get(`/conversations/${c}/messages?after_seq=0`, b.token);
     expect(seqs(first.json.messages)).toEqual(range(1, 50));
     expect(first.json.next_after_seq).toBe(50);
   });
@@ -323,16 +313,16 @@ describe("history paging", () => {
 
 describe("read and delivered markers", () => {
   it("204; receipts reach conversation sockets and device sockets; markers only move forward", async () => {
-    const [a, b] = await Promise.all([api.register("ma"), api.register("mb")]);
-    const conv = await api.group(a, [b], "markers");
-    for (let i = 0; i < 5; i++) await api.sendOk(a, conv, cmid(`m${i}`));
-    const wsA = await api.convSocket(a, conv);
-    const wsB = await api.convSocket(b, conv);
-    const syncA = await api.sync(a);
-    const syncB = await api.sync(b);
+    const [a, b] = await Promise.all([ctx.api.register("ma"), ctx.api.register("mb")]);
+    const conv = await ctx.api.group(a, [b], "markers");
+    for (let i = 0; i < 5; i++) await ctx.api.sendOk(a, conv, cmid(`m${i}`));
+    const wsA = await ctx.api.convSocket(a, conv);
+    const wsB = await ctx.api.convSocket(b, conv);
+    const syncA = await ctx.api.sync(a);
+    const syncB = await ctx.api.sync(b);
     await Promise.all([wsA, wsB, syncA, syncB].map((s) => s.roundTrip()));
 
-    const read3 = await api.post(`/conversations/${conv}/read`, b.token, { up_to_seq: 3 });
+    const read3 = await ctx.api.post(`/conversations/${conv}/read`, b.token, { up_to_seq: 3 });
     expect(read3.status).toBe(204);
     const want = { type: "receipt", user_id: b.user_id, kind: "read", up_to_seq: 3 };
     for (const ws of [wsA, wsB]) {
@@ -345,9 +335,9 @@ describe("read and delivered markers", () => {
     }
 
     // backwards: 204, but nothing moves and nothing is announced
-    expect((await api.post(`/conversations/${conv}/read`, b.token, { up_to_seq: 2 })).status).toBe(204);
-    expect((await api.post(`/conversations/${conv}/read`, b.token, { up_to_seq: 3 })).status).toBe(204);
-    expect((await api.post(`/conversations/${conv}/delivered`, b.token, { up_to_seq: 5 })).status).toBe(204);
+    expect((await ctx.api.post(`/conversations/${conv}/read`, b.token, { up_to_seq: 2 })).status).toBe(204);
+    expect((await ctx.api.post(`/conversations/${conv}/read`, b.token, { up_to_seq: 3 })).status).toBe(204);
+    expect((await ctx.api.post(`/conversations/${conv}/delivered`, b.token, { up_to_seq: 5 })).status).toBe(204);
     const delivered = { type: "receipt", user_id: b.user_id, kind: "delivered", up_to_seq: 5 };
     for (const ws of [wsA, wsB]) {
       await ws.waitFor((f) => f.type === "receipt" && f.kind === "delivered", 5_000, "delivered receipt");
@@ -361,7 +351,7 @@ describe("read and delivered markers", () => {
       ]);
     }
     const listed = await eventually(async () => {
-      const res = await api.get("/conversations", b.token);
+      const res = await ctx.api.get("/conversations", b.token);
       const c = res.json.conversations.find((x: any) => x.conversation_id === conv);
       return c && c.last_read_seq === 3 ? c : undefined;
     }, 2_500, "last_read_seq 3");
@@ -378,56 +368,56 @@ describe("read and delivered markers", () => {
   });
 
   it("bad marker bodies are 400", async () => {
-    const a = await api.register("mbad");
-    const conv = await api.group(a, [], "bad markers");
-    await api.sendOk(a, conv);
-    expectError(await api.post(`/conversations/${conv}/read`, a.token, {}), 400, "invalid_request");
-    expectError(await api.post(`/conversations/${conv}/read`, a.token, { up_to_seq: "1" }), 400, "invalid_request");
-    expectError(await api.post(`/conversations/${conv}/delivered`, a.token, { up_to_seq: -1 }), 400, "invalid_request");
-    expectError(await api.post(`/conversations/${conv}/delivered`, a.token, { up_to_seq: 1.5 }), 400, "invalid_request");
-    expectError(await api.call("POST", `/conversations/${conv}/read`, { token: a.token, raw: "nope" }), 400, "invalid_request");
+    const a = await ctx.api.register("mbad");
+    const conv = await ctx.api.group(a, [], "bad markers");
+    await ctx.api.sendOk(a, conv);
+    expectError(await ctx.api.post(`/conversations/${conv}/read`, a.token, {}), 400, "invalid_request");
+    expectError(await ctx.api.post(`/conversations/${conv}/read`, a.token, { up_to_seq: "1" }), 400, "invalid_request");
+    expectError(await ctx.api.post(`/conversations/${conv}/delivered`, a.token, { up_to_seq: -1 }), 400, "invalid_request");
+    expectError(await ctx.api.post(`/conversations/${conv}/delivered`, a.token, { up_to_seq: 1.5 }), 400, "invalid_request");
+    expectError(await ctx.api.call("POST", `/conversations/${conv}/read`, { token: a.token, raw: "nope" }), 400, "invalid_request");
   });
 });
 
 describe("limits", () => {
   it("content of 100,000 characters is fine; 100,001 is 413 too_large; nothing is stored", async () => {
-    const a = await api.register("big");
-    const conv = await api.group(a, [], "big");
-    const ok = await api.send(a, conv, cmid("max"), "x".repeat(100_000));
+    const a = await ctx.api.register("big");
+    const conv = await ctx.api.group(a, [], "big");
+    const ok = await ctx.api.send(a, conv, cmid("max"), "x".repeat(100_000));
     expect(ok.status).toBe(201);
     expect(ok.json.content).toHaveLength(100_000);
     const overId = cmid("over");
-    expectError(await api.send(a, conv, overId, "x".repeat(100_001)), 413, "too_large");
+    expectError(await ctx.api.send(a, conv, overId, "x".repeat(100_001)), 413, "too_large");
     // characters, not bytes: 100,001 two-unit emoji halves... JavaScript length counts UTF-16 units
     const emojiId = cmid("emoji");
-    expectError(await api.send(a, conv, emojiId, "😀".repeat(50_001)), 413, "too_large");
-    const history = await api.allMessages(a, conv);
+    expectError(await ctx.api.send(a, conv, emojiId, "😀".repeat(50_001)), 413, "too_large");
+    const history = await ctx.api.allMessages(a, conv);
     expect(history.map((m) => m.client_message_id)).toEqual([ok.json.client_message_id]);
     // the rejected ids were never stored: sending them now creates them
-    expect((await api.send(a, conv, overId, "small")).status).toBe(201);
-    expect((await api.send(a, conv, emojiId, "small")).status).toBe(201);
+    expect((await ctx.api.send(a, conv, overId, "small")).status).toBe(201);
+    expect((await ctx.api.send(a, conv, emojiId, "small")).status).toBe(201);
   });
 
   it("a body over 256 KiB is 413 even when the content is within its character limit; nothing is stored", async () => {
-    const a = await api.register("body");
-    const conv = await api.group(a, [], "body");
+    const a = await ctx.api.register("body");
+    const conv = await ctx.api.group(a, [], "body");
     const id = cmid("fat");
     // 90,000 characters of a 3-byte character: 270,000 bytes of JSON
-    expectError(await api.send(a, conv, id, "€".repeat(90_000)), 413, "too_large");
+    expectError(await ctx.api.send(a, conv, id, "€".repeat(90_000)), 413, "too_large");
     const padded = JSON.stringify({ client_message_id: cmid("pad"), kind: "text", content: "x", padding: "y".repeat(300_000) });
-    expectError(await api.call("POST", `/conversations/${conv}/messages`, { token: a.token, raw: padded }), 413, "too_large");
+    expectError(await ctx.api.call("POST", `/conversations/${conv}/messages`, { token: a.token, raw: padded }), 413, "too_large");
     // just under the limit is accepted when the content is within limits
-    const fits = await api.send(a, conv, cmid("fits"), "€".repeat(80_000));
+    const fits = await ctx.api.send(a, conv, cmid("fits"), "€".repeat(80_000));
     expect(fits.status).toBe(201);
-    const history = await api.allMessages(a, conv);
+    const history = await ctx.api.allMessages(a, conv);
     expect(history).toHaveLength(1);
-    expect((await api.send(a, conv, id, "small")).status).toBe(201);
+    expect((await ctx.api.send(a, conv, id, "small")).status).toBe(201);
   });
 
   it("over the conversation socket: too_large error frames with the ref, socket stays open, nothing stored", async () => {
-    const a = await api.register("wsbig");
-    const conv = await api.group(a, [], "wsbig");
-    const ws = await api.convSocket(a, conv);
+    const a = await ctx.api.register("wsbig");
+    const conv = await ctx.api.group(a, [], "wsbig");
+    const ws = await ctx.api.convSocket(a, conv);
     const id = cmid("wsover");
     ws.send({ type: "send", client_message_id: id, kind: "text", content: "x".repeat(100_001) });
     const err = await ws.waitFor((f) => f.type === "error", 5_000, "error");
@@ -440,32 +430,32 @@ describe("limits", () => {
     expect([huge, null]).toContain(err2.ref);
     await ws.roundTrip();
     expect(ws.isOpen).toBe(true);
-    expect(await api.allMessages(a, conv)).toEqual([]);
+    expect(await ctx.api.allMessages(a, conv)).toEqual([]);
     await ws.close();
   });
 });
 
 describe("the conversation list", () => {
   it("most recent activity first, with last_message, unread_count and last_read_seq; paginated", async () => {
-    const [me, peer] = await Promise.all([api.register("lme"), api.register("lpeer")]);
-    const g1 = await api.group(me, [peer], "first");
+    const [me, peer] = await Promise.all([ctx.api.register("lme"), ctx.api.register("lpeer")]);
+    const g1 = await ctx.api.group(me, [peer], "first");
     await sleep(5);
-    const g2 = await api.group(peer, [me], "second");
+    const g2 = await ctx.api.group(peer, [me], "second");
     await sleep(5);
-    const d = await api.direct(me, peer);
+    const d = await ctx.api.direct(me, peer);
     await sleep(5);
 
-    const m1 = await api.sendOk(peer, g1, cmid("l1"), "to g1");
+    const m1 = await ctx.api.sendOk(peer, g1, cmid("l1"), "to g1");
     await sleep(5);
-    const m2 = await api.sendOk(me, d, cmid("l2"), "to d from me");
+    const m2 = await ctx.api.sendOk(me, d, cmid("l2"), "to d from me");
     await sleep(5);
-    await api.sendOk(peer, g2, cmid("l3"), "to g2 (1)");
+    await ctx.api.sendOk(peer, g2, cmid("l3"), "to g2 (1)");
     await sleep(5);
-    const m4 = await api.sendOk(peer, g2, cmid("l4"), "to g2 (2)");
+    const m4 = await ctx.api.sendOk(peer, g2, cmid("l4"), "to g2 (2)");
 
     const expectedOrder = [g2, d, g1];
     const list = await eventually(async () => {
-      const res = await api.get("/conversations", me.token);
+      const res = await ctx.api.get("/conversations", me.token);
       expect(res.status).toBe(200);
       const cs = res.json.conversations as any[];
       const ids = cs.map((c) => c.conversation_id);
@@ -481,7 +471,7 @@ describe("the conversation list", () => {
 
     // the peer sees the same conversations, with their own unread counts
     const peerList = await eventually(async () => {
-      const res = await api.get("/conversations", peer.token);
+      const res = await ctx.api.get("/conversations", peer.token);
       const rows = res.json.conversations as any[];
       return rows.length === 3 && rows[1]?.conversation_id === d ? rows : undefined;
     }, 2_500, "peer's list");
@@ -489,24 +479,24 @@ describe("the conversation list", () => {
     expect(peerList.find((c) => c.conversation_id === g2).unread_count).toBe(0);
 
     // reading: unread counts others' messages above the marker
-    expect((await api.post(`/conversations/${g2}/read`, me.token, { up_to_seq: 1 })).status).toBe(204);
+    expect((await ctx.api.post(`/conversations/${g2}/read`, me.token, { up_to_seq: 1 })).status).toBe(204);
     await eventually(async () => {
-      const res = await api.get("/conversations", me.token);
+      const res = await ctx.api.get("/conversations", me.token);
       const row = res.json.conversations.find((c: any) => c.conversation_id === g2);
       return row.last_read_seq === 1 && row.unread_count === 1 ? true : undefined;
     }, 2_500, "unread_count 1 after reading seq 1");
     // my own message does not count as unread, even above my marker
-    await api.sendOk(me, g2, cmid("mine"));
+    await ctx.api.sendOk(me, g2, cmid("mine"));
     await eventually(async () => {
-      const res = await api.get("/conversations", me.token);
+      const res = await ctx.api.get("/conversations", me.token);
       const row = res.json.conversations.find((c: any) => c.conversation_id === g2);
       return row.last_message?.seq === 3 && row.unread_count === 1 ? true : undefined;
     }, 2_500, "own message not unread");
 
     // activity moves a conversation to the top
-    const top = await api.sendOk(peer, g1, cmid("bump"), "bump g1");
+    const top = await ctx.api.sendOk(peer, g1, cmid("bump"), "bump g1");
     const bumped = await eventually(async () => {
-      const res = await api.get("/conversations", me.token);
+      const res = await ctx.api.get("/conversations", me.token);
       return res.json.conversations[0]?.conversation_id === g1 ? res.json.conversations : undefined;
     }, 2_500, "g1 on top");
     expect(bumped.map((c: any) => c.conversation_id)).toEqual([g1, g2, d]);
@@ -517,7 +507,7 @@ describe("the conversation list", () => {
     const seen: string[] = [];
     let cursor: string | null = null;
     for (let i = 0; i < 5; i++) {
-      const res: any = await api.get(`/conversations?limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, me.token);
+      const res: any = await ctx.api.get(`/conversations?limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, me.token);
       expect(res.status).toBe(200);
       expect(res.json.conversations.length).toBeLessThanOrEqual(1);
       seen.push(...res.json.conversations.map((c: any) => c.conversation_id));
@@ -525,21 +515,21 @@ describe("the conversation list", () => {
       if (!cursor) break;
     }
     expect(seen).toEqual([g1, g2, d]);
-    const two = await api.get("/conversations?limit=2", me.token);
+    const two = await ctx.api.get("/conversations?limit=2", me.token);
     expect(two.json.conversations.map((c: any) => c.conversation_id)).toEqual([g1, g2]);
     expect(typeof two.json.next_cursor).toBe("string");
-    const rest = await api.get(`/conversations?limit=2&cursor=${encodeURIComponent(two.json.next_cursor)}`, me.token);
+    const rest = await ctx.api.get(`/conversations?limit=2&cursor=${encodeURIComponent(two.json.next_cursor)}`, me.token);
     expect(rest.json.conversations.map((c: any) => c.conversation_id)).toEqual([d]);
     expect(rest.json.next_cursor ?? null).toBeNull();
   });
 
   it("bad limits and cursors are 400", async () => {
-    const me = await api.register("lbad");
+    const me = await ctx.api.register("lbad");
     for (const q of ["?limit=0", "?limit=201", "?limit=x", "?cursor=%%%not-a-cursor"]) {
-      const res = await api.get(`/conversations${q}`, me.token);
+      const res = await ctx.api.get(`/conversations${q}`, me.token);
       expectError(res, 400, "invalid_request");
     }
-    const empty = await api.get("/conversations", me.token);
+    const empty = await ctx.api.get("/conversations", me.token);
     expect(empty.status).toBe(200);
     expect(empty.json).toEqual({ conversations: [], next_cursor: null });
   });
@@ -550,14 +540,14 @@ describe("rate limit", () => {
   const refill = (ms: number) => Math.ceil((ms / 60_000) * 100) + 1;
 
   it("over 100 sends a minute per user: 429 rate_limited with retry-after, and the refused sends are not stored", async () => {
-    const a = await api.register("rl");
-    const conv = await api.group(a, [], "rate");
+    const a = await ctx.api.register("rl");
+    const conv = await ctx.api.group(a, [], "rate");
     const results: { status: number; headers: Headers; json: any; id: string }[] = [];
     const started = Date.now();
     // ten at a time until refused (the bucket refills while we send, so how many pass depends on speed)
     for (let batch = 0; batch < 20; batch++) {
       const ids = Array.from({ length: 10 }, (_, i) => cmid(`rl${batch}-${i}`));
-      const rs = await Promise.all(ids.map((id) => api.send(a, conv, id, "x")));
+      const rs = await Promise.all(ids.map((id) => ctx.api.send(a, conv, id, "x")));
       rs.forEach((r, i) => results.push({ ...r, id: ids[i]! }));
       if (results.length >= 110 && results.some((r) => r.status === 429)) break;
     }
@@ -572,21 +562,21 @@ describe("rate limit", () => {
     const one = limited[0]!;
     expect(one.json).toMatchObject({ error: { code: "rate_limited", message: expect.any(String) } });
     expect(Number(one.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
-    const history = await api.allMessages(a, conv);
+    const history = await ctx.api.allMessages(a, conv);
     expect(history).toHaveLength(created.length);
     const stored = new Set(history.map((m) => m.client_message_id));
     for (const r of limited) expect(stored.has(r.id)).toBe(false);
     // a repeat of a stored message is not a new send: it answers the original even with the bucket empty
     const original = created[0]!;
-    const repeat = await api.send(a, conv, original.id, "x");
+    const repeat = await ctx.api.send(a, conv, original.id, "x");
     expect(repeat.status).toBe(200);
     expect(repeat.json).toEqual(original.json);
   });
 
   it("over the conversation socket: `rate_limited` error frames naming the refused client_message_id; the socket stays open", async () => {
-    const a = await api.register("rlws");
-    const conv = await api.group(a, [], "rate ws");
-    const ws = await api.convSocket(a, conv);
+    const a = await ctx.api.register("rlws");
+    const conv = await ctx.api.group(a, [], "rate ws");
+    const ws = await ctx.api.convSocket(a, conv);
     await ws.roundTrip();
     const ids = Array.from({ length: 150 }, (_, i) => `rlws-${i}`);
     const started = Date.now();
@@ -605,7 +595,7 @@ describe("rate limit", () => {
     expect(new Set([...errors.map((e) => e.ref), ...sent.map((f) => f.client_message_id)]).size).toBe(ids.length);
     await ws.roundTrip();
     expect(ws.isOpen).toBe(true);
-    const history = await api.allMessages(a, conv);
+    const history = await ctx.api.allMessages(a, conv);
     expect(history.map((m) => m.client_message_id).sort()).toEqual(sent.map((f) => f.client_message_id).sort());
     // a repeat of a stored message answers `sent` with the original, bucket or no bucket
     const from = ws.frames.length;
