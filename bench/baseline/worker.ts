@@ -15,6 +15,7 @@
  * `ping` auto-response, so idle sockets cost what hibernating sockets cost.
  */
 import { DurableObject } from "cloudflare:workers";
+import type { Message } from "../../protocol/index.ts";
 
 interface Env {
   ROOM: DurableObjectNamespace<Room>;
@@ -26,17 +27,8 @@ interface Identity {
   deviceId: string;
 }
 
-interface BaseMessage {
-  message_id: string;
-  conversation_id: string;
-  seq: number;
-  sender_id: string;
-  sender_device_id: string;
-  client_message_id: string;
-  kind: string;
-  content: string;
-  created_at: number;
-}
+/** The real server's message shape; the baseline echoes any `kind` without checking it. */
+type BaseMessage = Omit<Message, "kind" | "media_id"> & { kind: string };
 
 const PARALLEL_BOXES = 16;
 const BATCH = 200;

@@ -7,18 +7,8 @@ import { join } from "node:path";
 import type { ClientReply, ClientRequest, LoadPlan, SocketSpec, StageData } from "./protocol.ts";
 import { BENCH, now, sleep } from "./util.ts";
 
-export interface Merged {
-  ack: number[];
-  conv: number[];
-  sync: number[];
-  errors: Record<string, number>;
-  sent: number;
-  unacked: number;
-  firstSend: number;
-  lastRecv: number;
-  lagMax: number;
-  lagMean: number;
-}
+/** Every client process's StageData, concatenated into plain arrays. */
+export type Merged = Omit<StageData, "ack" | "conv" | "sync"> & { ack: number[]; conv: number[]; sync: number[] };
 
 export interface LoadResult {
   sent: number;
