@@ -1,0 +1,520 @@
+/**
+ * ChatClient: one signed-in device. It keeps one device socket open (the ordered stream
+ * of everything addressed to the user), hands out each message once and in seq order,
+ * resumes from the cursor stored with the state it produced, and sends through an outbox
+ * that survives reconnects and restarts. CONTRACT.md section 16 is its promised surface.
+ */
+import type { BackoffOptions } from "./backoff";
+import { plainCodec, unavailableCodec, encryptionUnavailable, type ConversationCodec } from "./codec";
+import { OpenConversation } from "./conversation";
+import { Emitter } from "./emitter";
+import { ChatError } from "./errors";
+import { Http, type FetchLike } from "./http";
+import { Outbox } from "./outbox";
+import { CLOSE_UNAUTHORIZED, ReconnectingSocket, type ConnectionState, type WebSocketLike } from "./socket";
+import { MemoryStorage, type ChatStorage } from "./storage";
+import { SyncState } from "./sync";
+import type {
+  ChatEvents,
+  ChatMessage,
+  Conversation,
+  ConversationSummary,
+  Me,
+  Message,
+  MessageStatus,
+  OutboxEntry,
+  Presence,
+  Receipt,
+  User,
+} from "./types";
+
+export const SESSION_KEY = "session";
+
+export interface Session {
+  user_id: string;
+  device_id: string;
+  token: string;
+  handle: string;
+}
+
+export interface ClientOptions {
+  baseUrl: string;
+  /** Where the session, cursor and outbox live (default: memory, gone with the process). */
+  storage?: ChatStorage;
+  fetch?: FetchLike;
+  WebSocket?: WebSocketLike;
+  /** Reconnect timing (defaults: base 500 ms, cap 30 s, reset after 5 s connected). */
+  backoff?: BackoffOptions;
+  /** Ping an idle socket this often (25 s); a ping unanswered for `pongTimeoutMs` (10 s) means dead. */
+  pingIntervalMs?: number;
+  pongTimeoutMs?: number;
+  /** Post `delivered` markers for messages this device receives (default true). */
+  autoDelivered?: boolean;
+}
+
+export interface RegisterOptions extends ClientOptions {
+  handle: string;
+  password: string;
+  displayName?: string;
+}
+
+export interface LoginOptions extends ClientOptions {
+  handle: string;
+  password: string;
+  deviceName?: string;
+}
+
+export interface CreateOptions {
+  /** End-to-end encrypted (MLS). Not available in this build: the default is `false`, and `true` is refused. */
+  encrypted?: boolean;
+}
+
+export interface HistoryOptions {
+  beforeSeq?: number;
+  afterSeq?: number;
+  limit?: number;
+}
+
+const DELIVERED_DEBOUNCE_MS = 200;
+
+export class ChatClient extends Emitter<ChatEvents> {
+  readonly userId: string;
+  readonly deviceId: string;
+  readonly handle: string;
+  private token: string;
+  private readonly http: Http;
+  private readonly storage: ChatStorage;
+  private readonly device: ReconnectingSocket;
+  private readonly outbox: Outbox;
+  private readonly open_ = new Map<string, OpenConversation>();
+  private readonly deliveredTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  private readonly deliveredUpTo = new Map<string, number>();
+  private readonly codecs = new Map<string, ConversationCodec>();
+  private sync!: SyncState;
+  private closed = false;
+  private failed = false;
+
+  // ---- construction ----------------------------------------------------------
+
+  static async register(options: RegisterOptions): Promise<ChatClient> {
+    const http = new Http({ baseUrl: options.baseUrl, fetch: options.fetch });
+    const session = await http.request<Omit<Session, "handle">>("POST", "/v1/auth/register", {
+      handle: options.handle,
+      password: options.password,
+      ...(options.displayName !== undefined ? { display_name: options.displayName } : {}),
+    });
+    return ChatClient.start(options, { ...session, handle: options.handle });
+  }
+
+  static async login(options: LoginOptions): Promise<ChatClient> {
+    const http = new Http({ baseUrl: options.baseUrl, fetch: options.fetch });
+    const session = await http.request<Omit<Session, "handle">>("POST", "/v1/auth/login", {
+      handle: options.handle,
+      password: options.password,
+      ...(options.deviceName !== undefined ? { device_name: options.deviceName } : {}),
+    });
+    return ChatClient.start(options, { ...session, handle: options.handle });
+  }
+
+  /** The session stored by an earlier register/login with the same storage, or null. */
+  static async restore(options: ClientOptions): Promise<ChatClient | null> {
+    const storage = options.storage ?? new MemoryStorage();
+    const session = await storage.read<Session>(SESSION_KEY);
+    if (!session) return null;
+    return ChatClient.start({ ...options, storage }, session);
+  }
+
+  private static async start(options: ClientOptions, session: Session): Promise<ChatClient> {
+    const storage = options.storage ?? new MemoryStorage();
+    await storage.write({ [SESSION_KEY]: session });
+    const client = new ChatClient(options, storage, session);
+    client.sync = await SyncState.load(storage, session.user_id);
+    await client.outbox.load();
+    client.outbox.kick();
+    return client;
+  }
+
+  private constructor(
+    private readonly options: ClientOptions,
+    storage: ChatStorage,
+    session: Session,
+  ) {
+    super();
+    this.storage = storage;
+    this.userId = session.user_id;
+    this.deviceId = session.device_id;
+    this.handle = session.handle;
+    this.token = session.token;
+    this.http = new Http({ baseUrl: options.baseUrl, fetch: options.fetch, token: () => this.token });
+    this.device = new ReconnectingSocket({
+      url: () => this.http.socketUrl("/v1/sync", { token: this.token, since: this.sync.cursor ?? undefined }),
+      WebSocket: options.WebSocket,
+      backoff: options.backoff,
+      pingIntervalMs: options.pingIntervalMs,
+      pongTimeoutMs: options.pongTimeoutMs,
+      onFrame: (frame) => this.onDeviceEvent(frame as ChatEvents["event"]),
+      // The replay is sent before anything else: the first pong comes after all of it.
+      onOpen: (socket) => socket.ping(),
+      onState: (state) => this.onState(state),
+      onClose: (code) => (code === CLOSE_UNAUTHORIZED ? "stop" : "retry"),
+    });
+    this.outbox = new Outbox(storage, {
+      send: (entry) => this.postEntry(entry),
+      acked: (entry, message) => void this.decode(message).then((m) => this.emit("status", { conversation_id: entry.conversation_id, client_message_id: entry.client_message_id, status: "sent", message: m })),
+      failed: (entry, error) => this.emit("status", { conversation_id: entry.conversation_id, client_message_id: entry.client_message_id, status: "failed", error }),
+      changed: (entries) => this.emit("outbox", entries),
+      canSend: () => !this.closed && !this.failed,
+    });
+  }
+
+  get state(): ConnectionState {
+    return this.failed ? "failed" : this.device.state;
+  }
+
+  /** The current token (for the app's own requests); `setToken` replaces it for every later request and reconnect. */
+  getToken(): string {
+    return this.token;
+  }
+
+  async setToken(token: string): Promise<void> {
+    this.token = token;
+    this.failed = false;
+    await this.storage.write({ [SESSION_KEY]: { user_id: this.userId, device_id: this.deviceId, token, handle: this.handle } satisfies Session });
+    this.outbox.kick();
+  }
+
+  /** Opens the device socket; resolves once it is open and the replay since the stored cursor is applied. */
+  async connect(): Promise<void> {
+    if (this.closed) throw new ChatError("closed", "this client is closed");
+    try {
+      await this.device.start();
+    } catch {
+      throw new ChatError("unauthorized", "the device socket was refused (bad, expired or revoked token)", 401);
+    }
+  }
+
+  /** Stops every socket and retry; the outbox stays stored for the next client on this storage. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.outbox.close();
+    for (const conv of [...this.open_.values()]) conv.close();
+    for (const timer of this.deliveredTimers.values()) clearTimeout(timer);
+    this.device.stop();
+    this.clear();
+  }
+
+  /** Revokes this device on the server and forgets the stored session, cursor and outbox. */
+  async logout(): Promise<void> {
+    try {
+      await this.http.request("DELETE", `/v1/devices/${encodeURIComponent(this.deviceId)}`);
+    } finally {
+      await this.close();
+      await this.storage.write({ [SESSION_KEY]: undefined, sync: undefined, outbox: undefined });
+    }
+  }
+
+  /** Drops the device socket as a network cut would (tests, or an app that knows the network changed). */
+  reconnect(): void {
+    this.device.drop();
+  }
+
+  // ---- accounts and users ----------------------------------------------------
+
+  me(): Promise<Me> {
+    return this.http.request("GET", "/v1/me");
+  }
+
+  revokeDevice(deviceId: string): Promise<void> {
+    return this.http.request("DELETE", `/v1/devices/${encodeURIComponent(deviceId)}`);
+  }
+
+  getUser(userId: string): Promise<User> {
+    return this.http.request("GET", `/v1/users/${encodeURIComponent(userId)}`);
+  }
+
+  async findUser(handle: string): Promise<User | null> {
+    try {
+      return await this.http.request<User>("GET", "/v1/users", undefined, { handle });
+    } catch (err) {
+      if (err instanceof ChatError && err.status === 404) return null;
+      throw err;
+    }
+  }
+
+  presence(userId: string): Promise<Presence> {
+    return this.http.request("GET", `/v1/users/${encodeURIComponent(userId)}/presence`);
+  }
+
+  // ---- conversations ---------------------------------------------------------
+
+  async createDirect(userId: string, options: CreateOptions = {}): Promise<Conversation> {
+    if (options.encrypted) throw encryptionUnavailable();
+    return this.remember(await this.http.request<Conversation>("POST", "/v1/conversations", { type: "direct", peer: userId }));
+  }
+
+  async createGroup(name: string, userIds: string[], options: CreateOptions = {}): Promise<Conversation> {
+    if (options.encrypted) throw encryptionUnavailable();
+    return this.remember(await this.http.request<Conversation>("POST", "/v1/conversations", { type: "group", name, members: userIds }));
+  }
+
+  async getConversation(conversationId: string): Promise<Conversation> {
+    return this.remember(await this.http.request<Conversation>("GET", `/v1/conversations/${encodeURIComponent(conversationId)}`));
+  }
+
+  async listConversations(options: { limit?: number; cursor?: string } = {}): Promise<{ conversations: ConversationSummary[]; next_cursor: string | null }> {
+    const page = await this.http.request<{ conversations: ConversationSummary[]; next_cursor: string | null }>("GET", "/v1/conversations", undefined, {
+      limit: options.limit,
+      cursor: options.cursor,
+    });
+    for (const c of page.conversations) {
+      this.sync.setMembers(c.conversation_id, c.members.map((m) => m.user_id));
+      if (c.last_message) page.conversations[page.conversations.indexOf(c)] = { ...c, last_message: (await this.decode(c.last_message)) as Message };
+    }
+    return page;
+  }
+
+  async addMembers(conversationId: string, userIds: string[]): Promise<Conversation> {
+    return this.remember(await this.http.request<Conversation>("POST", `/v1/conversations/${encodeURIComponent(conversationId)}/members`, { user_ids: userIds }));
+  }
+
+  async removeMember(conversationId: string, userId: string): Promise<void> {
+    await this.http.request("DELETE", `/v1/conversations/${encodeURIComponent(conversationId)}/members/${encodeURIComponent(userId)}`);
+  }
+
+  leave(conversationId: string): Promise<void> {
+    return this.removeMember(conversationId, this.userId);
+  }
+
+  /** Opens the conversation socket: typing, presence and receipts while it is on screen. */
+  open(conversationId: string): OpenConversation {
+    const existing = this.open_.get(conversationId);
+    if (existing) return existing;
+    const conv = new OpenConversation(conversationId, {
+      url: () => this.http.socketUrl(`/v1/conversations/${encodeURIComponent(conversationId)}/ws`, { token: this.token }),
+      WebSocket: this.options.WebSocket,
+      backoff: this.options.backoff,
+      pingIntervalMs: this.options.pingIntervalMs,
+      pongTimeoutMs: this.options.pongTimeoutMs,
+      forward: (type, payload) => {
+        if (type === "receipt") return this.applyReceipt(payload as Receipt);
+        if (type === "typing" || type === "presence" || type === "removed") this.emit(type, payload as never);
+      },
+      onClosed: () => this.open_.delete(conversationId),
+    });
+    this.open_.set(conversationId, conv);
+    return conv;
+  }
+
+  // ---- messages --------------------------------------------------------------
+
+  /**
+   * Queues a text message and resolves with it once the server has durably stored it.
+   * The send is in the outbox before this returns a pending promise: it is retried with
+   * the same client_message_id across reconnects, and after a restart by the next client
+   * on the same storage.
+   */
+  async sendText(conversationId: string, text: string): Promise<ChatMessage> {
+    const encoded = await this.codecFor(conversationId).encodeText(conversationId, text);
+    const entry: OutboxEntry = {
+      client_message_id: newClientMessageId(),
+      conversation_id: conversationId,
+      kind: encoded.kind,
+      content: encoded.content,
+      text,
+      created_at: Date.now(),
+      attempts: 0,
+    };
+    this.emit("status", { conversation_id: conversationId, client_message_id: entry.client_message_id, status: "pending" });
+    return this.decode(await this.outbox.add(entry));
+  }
+
+  /** Sends not yet acknowledged, oldest first. */
+  pending(conversationId?: string): OutboxEntry[] {
+    return this.outbox.pending(conversationId);
+  }
+
+  /** Messages in ascending seq order, decrypted; no option: the newest page. */
+  async history(conversationId: string, options: HistoryOptions = {}): Promise<ChatMessage[]> {
+    const page = await this.http.request<{ messages: Message[] }>("GET", `/v1/conversations/${encodeURIComponent(conversationId)}/messages`, undefined, {
+      before_seq: options.beforeSeq,
+      after_seq: options.afterSeq,
+      limit: options.limit,
+    });
+    const out: ChatMessage[] = [];
+    for (const m of page.messages) out.push(await this.decode(m));
+    return out;
+  }
+
+  async markRead(conversationId: string, upToSeq: number): Promise<void> {
+    await this.http.request("POST", `/v1/conversations/${encodeURIComponent(conversationId)}/read`, { up_to_seq: upToSeq });
+    this.applyReceipt({ conversation_id: conversationId, user_id: this.userId, kind: "read", up_to_seq: upToSeq });
+  }
+
+  async markDelivered(conversationId: string, upToSeq: number): Promise<void> {
+    await this.http.request("POST", `/v1/conversations/${encodeURIComponent(conversationId)}/delivered`, { up_to_seq: upToSeq });
+  }
+
+  /** The status of a message: `pending` in the outbox, else from the other members' markers. */
+  statusOf(message: Pick<ChatMessage, "conversation_id" | "client_message_id"> & { seq?: number }): MessageStatus {
+    if (this.outbox.pending(message.conversation_id).some((e) => e.client_message_id === message.client_message_id)) return "pending";
+    if (message.seq === undefined) return "pending";
+    return this.sync.statusOf(message.conversation_id, message.seq, this.userId);
+  }
+
+  /** Every member's markers in a conversation, as this client has seen them. */
+  receipts(conversationId: string): Record<string, { delivered: number; read: number }> {
+    return this.sync.markers(conversationId);
+  }
+
+  // ---- push ------------------------------------------------------------------
+
+  readonly push = {
+    vapidPublicKey: async (): Promise<string> => (await this.http.request<{ key: string }>("GET", "/v1/push/vapid-public-key")).key,
+    subscribe: (subscription: { endpoint: string; keys: { p256dh: string; auth: string } } | PushSubscriptionJSON): Promise<void> =>
+      this.http.request("POST", "/v1/push/subscriptions", subscription),
+    unsubscribe: (): Promise<void> => this.http.request("DELETE", "/v1/push/subscriptions"),
+  };
+
+  /** Any endpoint, with this device's token: for what the SDK does not wrap yet. */
+  request<T>(method: string, path: string, body?: unknown, query?: Record<string, string | number | undefined>): Promise<T> {
+    return this.http.request<T>(method, path, body, query);
+  }
+
+  // ---- internals -------------------------------------------------------------
+
+  private async postEntry(entry: OutboxEntry): Promise<Message> {
+    return this.http.request<Message>("POST", `/v1/conversations/${encodeURIComponent(entry.conversation_id)}/messages`, {
+      client_message_id: entry.client_message_id,
+      kind: entry.kind,
+      content: entry.content,
+      ...(entry.media_id ? { media_id: entry.media_id } : {}),
+    });
+  }
+
+  private onState(state: ConnectionState): void {
+    if (state === "failed") this.failed = true;
+    if (state === "connected") this.outbox.kick();
+    this.emit("state", this.state);
+  }
+
+  private remember(conversation: Conversation): Conversation {
+    this.sync.setMembers(conversation.conversation_id, conversation.members.map((m) => m.user_id));
+    return conversation;
+  }
+
+  private codecFor(conversationId: string): ConversationCodec {
+    return this.codecs.get(conversationId) ?? plainCodec;
+  }
+
+  /** Marks a conversation as encrypted: its messages cannot be read or sent by this build. */
+  private noteEncryption(conversation: Conversation & { encryption?: string }): void {
+    if (conversation.encryption && conversation.encryption !== "none") this.codecs.set(conversation.conversation_id, unavailableCodec);
+  }
+
+  private decode(message: Message | ChatMessage): Promise<ChatMessage> {
+    return this.codecFor(message.conversation_id).decode(message as ChatMessage);
+  }
+
+  /** One device-socket event: apply, store with its cursor, then tell the app. */
+  private async onDeviceEvent(event: ChatEvents["event"]): Promise<void> {
+    const toEmit: (() => void)[] = [];
+    switch (event.type) {
+      case "message":
+        await this.applyMessage(event.message as Message, toEmit);
+        break;
+      case "receipt": {
+        const r = event as unknown as Receipt;
+        if (this.sync.applyReceipt(r)) toEmit.push(() => this.emit("receipt", { conversation_id: r.conversation_id, user_id: r.user_id, kind: r.kind, up_to_seq: r.up_to_seq }));
+        break;
+      }
+      case "conversation": {
+        const conversation = event.conversation as Conversation;
+        this.remember(conversation);
+        this.noteEncryption(conversation);
+        toEmit.push(() => this.emit("conversation", conversation));
+        break;
+      }
+      case "removed": {
+        const conversation_id = String(event.conversation_id);
+        this.sync.forget(conversation_id);
+        this.open_.get(conversation_id)?.close();
+        toEmit.push(() => this.emit("removed", { conversation_id }));
+        break;
+      }
+    }
+    this.sync.setCursor(event.cursor);
+    await this.sync.save();
+    this.emit("event", event);
+    for (const fire of toEmit) fire();
+  }
+
+  /**
+   * Hands out a message once and in seq order: one already handed out is dropped; one
+   * past a gap (which the stream should never have) is preceded by the missing ones
+   * fetched from history.
+   */
+  private async applyMessage(message: Message, toEmit: (() => void)[]): Promise<void> {
+    const conv = message.conversation_id;
+    const last = this.sync.lastSeq(conv);
+    if (message.seq <= last) return;
+    const batch: Message[] = [];
+    if (last > 0 && message.seq > last + 1) batch.push(...(await this.fillGap(conv, last, message.seq)));
+    batch.push(message);
+    for (const m of batch) {
+      const decoded = await this.decode(m);
+      this.sync.setSeq(conv, m.seq);
+      toEmit.push(() => this.emit("message", decoded));
+    }
+    if (message.sender_id !== this.userId) this.scheduleDelivered(conv, message.seq);
+  }
+
+  private async fillGap(conversationId: string, after: number, before: number): Promise<Message[]> {
+    const out: Message[] = [];
+    let from = after;
+    try {
+      while (from < before - 1) {
+        const page = await this.http.request<{ messages: Message[] }>("GET", `/v1/conversations/${encodeURIComponent(conversationId)}/messages`, undefined, {
+          after_seq: from,
+          limit: Math.min(200, before - 1 - from),
+        });
+        const got = page.messages.filter((m) => m.seq < before);
+        if (got.length === 0) break;
+        out.push(...got);
+        from = got[got.length - 1]!.seq;
+      }
+    } catch {
+      // history is a best effort here: the stream itself goes on
+    }
+    return out;
+  }
+
+  private applyReceipt(r: Receipt): void {
+    if (this.sync.applyReceipt(r)) {
+      void this.sync.save();
+      this.emit("receipt", r);
+    }
+  }
+
+  private scheduleDelivered(conversationId: string, seq: number): void {
+    if (this.options.autoDelivered === false) return;
+    this.deliveredUpTo.set(conversationId, Math.max(seq, this.deliveredUpTo.get(conversationId) ?? 0));
+    if (this.deliveredTimers.has(conversationId)) return;
+    this.deliveredTimers.set(
+      conversationId,
+      setTimeout(() => {
+        this.deliveredTimers.delete(conversationId);
+        const upTo = this.deliveredUpTo.get(conversationId) ?? 0;
+        if (this.closed) return;
+        // A cut connection must not lose the marker: transient failures try again.
+        void this.markDelivered(conversationId, upTo).catch((err) => {
+          if (err instanceof ChatError && err.transient) setTimeout(() => this.scheduleDelivered(conversationId, upTo), 1_000);
+        });
+      }, DELIVERED_DEBOUNCE_MS),
+    );
+  }
+}
+
+/** A fresh client_message_id: random, so two devices never collide. */
+function newClientMessageId(): string {
+  return `c_${globalThis.crypto.randomUUID()}`;
+}

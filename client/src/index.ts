@@ -1,0 +1,14 @@
+/** The edge-chat client SDK: `ChatClient` and what it hands out. */
+export { ChatClient, SESSION_KEY } from "./client";
+export type { ClientOptions, CreateOptions, HistoryOptions, LoginOptions, RegisterOptions, Session } from "./client";
+export { OpenConversation } from "./conversation";
+export type { OpenConversationEvents } from "./conversation";
+export { ChatError } from "./errors";
+export type { ErrorCode } from "./errors";
+export { MemoryStorage, IndexedDBStorage } from "./storage";
+export type { ChatStorage } from "./storage";
+export { ReconnectingSocket } from "./socket";
+export type { ConnectionState, CloseVerdict, HeartbeatOptions } from "./socket";
+export type { BackoffOptions } from "./backoff";
+export type { ConversationCodec, Encoded } from "./codec";
+export type * from "./types";
