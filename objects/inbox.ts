@@ -61,8 +61,8 @@ export interface IngestBatch {
   upto: number;
 }
 
-/** Cursors are opaque to clients; here they are the log's row ids. */
-const CursorParam = z.string().regex(/^\d{1,15}$/).transform(Number);
+/** `?since=` of the device socket. Cursors are opaque to clients; here they are the log's row ids. */
+export const CursorParam = z.string().regex(/^\d{1,15}$/).transform(Number);
 const ListCursor = z.tuple([z.number(), z.string()]);
 
 export class Inbox extends DurableObject<Env> {

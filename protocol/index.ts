@@ -67,7 +67,7 @@ export const HistoryQuery = z
   .object({
     after_seq: intParam.optional(),
     before_seq: intParam.optional(),
-    limit: intParam.pipe(z.number().min(1).max(200)).optional(),
+    limit: intParam.pipe(z.number().min(1).max(200)).optional().describe("1 to 200, default 50"),
   })
   .refine((q) => q.after_seq === undefined || q.before_seq === undefined, {
     message: "give after_seq or before_seq, not both",
@@ -75,7 +75,7 @@ export const HistoryQuery = z
 export type HistoryQuery = z.infer<typeof HistoryQuery>;
 
 export const ListQuery = z.object({
-  limit: intParam.pipe(z.number().min(1).max(200)).optional(),
+  limit: intParam.pipe(z.number().min(1).max(200)).optional().describe("1 to 200, default 50"),
   cursor: z.string().max(512).optional(),
 });
 

@@ -1,6 +1,9 @@
 /** The HTTP surface: every route under /v1, every error in the contract's shape. */
 import { Hono } from "hono";
+import { Health } from "../protocol/responses";
 import { ApiError, toErrorResponse } from "./errors";
+import { describeRoute, json, PUBLIC } from "./openapi/describe";
+import { openApiDocument } from "./openapi/document";
 import { accounts } from "./routes/accounts";
 import { conversations } from "./routes/conversations";
 import { push } from "./routes/push";
@@ -9,7 +12,22 @@ import type { AppEnv } from "./types";
 
 export const app = new Hono<AppEnv>().basePath("/v1");
 
-app.get("/health", (c) => c.json({ ok: true }));
+app.get(
+  "/health",
+  describeRoute({ operationId: "health", tags: ["meta"], summary: "Liveness", security: PUBLIC, responses: { 200: json("Up", Health) } }),
+  (c) => c.json({ ok: true }),
+);
+app.get(
+  "/openapi.json",
+  describeRoute({
+    operationId: "openapi",
+    tags: ["meta"],
+    summary: "This OpenAPI 3.1 document",
+    security: PUBLIC,
+    responses: { 200: { description: "The document", content: { "application/json": { schema: { type: "object" } } } } },
+  }),
+  openApiDocument(app),
+);
 // Sockets first: their routes authenticate with ?token= as well as the header.
 app.route("/", sockets);
 app.route("/", accounts);

@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { conversationIdsOf, directory, shareConversation } from "../../objects/directory";
 import { LoginBody, RegisterBody } from "../../protocol";
+import { DeviceSession, Me, PresenceSchema, PublicUser } from "../../protocol/responses";
 import { devices, users } from "../../schema/schema";
 import { ApiError } from "../errors";
 import { parse, readJson } from "../lib/body";
@@ -13,6 +14,7 @@ import { DUMMY_HASH, hashPassword, verifyPassword } from "../lib/password";
 import { conversationStub, inboxStub } from "../lib/stubs";
 import { issueToken } from "../lib/token";
 import { requireAuth } from "../middleware/auth";
+import { describeRoute, errors, json, jsonBody, PUBLIC, pathParameter, queryParameters } from "../openapi/describe";
 import type { AppEnv } from "../types";
 
 export const accounts = new Hono<AppEnv>();
@@ -24,7 +26,15 @@ async function newDevice(env: Env, userId: string, name: string | null) {
   return { user_id: userId, device_id: deviceId, token: await issueToken(env.TOKEN_SECRET, userId, deviceId, ttl) };
 }
 
-accounts.post("/auth/register", async (c) => {
+const registerDoc = describeRoute({
+  operationId: "register",
+  tags: ["accounts"],
+  summary: "Create an account and its first device",
+  security: PUBLIC,
+  requestBody: jsonBody(RegisterBody),
+  responses: { 201: json("The new user, device and token", DeviceSession), ...errors("invalid_request", "conflict", "too_large") },
+});
+accounts.post("/auth/register", registerDoc, async (c) => {
   const body = await readJson(c, RegisterBody);
   const dir = directory(c.env.DB);
   const userId = newId("u");
@@ -43,7 +53,16 @@ accounts.post("/auth/register", async (c) => {
   return c.json(await newDevice(c.env, userId, null), 201);
 });
 
-accounts.post("/auth/login", async (c) => {
+const loginDoc = describeRoute({
+  operationId: "login",
+  tags: ["accounts"],
+  summary: "Log in: a new device and its token",
+  description: "A wrong handle and a wrong password get the same 401.",
+  security: PUBLIC,
+  requestBody: jsonBody(LoginBody),
+  responses: { 200: json("The user, the new device and its token", DeviceSession), ...errors("invalid_request", "unauthorized", "too_large") },
+});
+accounts.post("/auth/login", loginDoc, async (c) => {
   const body = await readJson(c, LoginBody);
   const [user] = await directory(c.env.DB).select().from(users).where(eq(users.handle, body.handle));
   const valid = await verifyPassword(body.password, user?.passwordHash ?? DUMMY_HASH);
@@ -52,7 +71,13 @@ accounts.post("/auth/login", async (c) => {
 });
 
 accounts.use("/me", requireAuth());
-accounts.get("/me", async (c) => {
+const meDoc = describeRoute({
+  operationId: "getMe",
+  tags: ["accounts"],
+  summary: "The caller, with their live devices",
+  responses: { 200: json("The caller", Me), ...errors("unauthorized", "not_found") },
+});
+accounts.get("/me", meDoc, async (c) => {
   const { userId } = c.get("auth");
   const dir = directory(c.env.DB);
   const [user] = await dir.select().from(users).where(eq(users.id, userId));
@@ -71,7 +96,15 @@ accounts.get("/me", async (c) => {
 });
 
 /** Revokes one of the caller's devices: D1 first (the next request fails), then every socket it holds. */
-accounts.delete("/devices/:device_id", requireAuth(), async (c) => {
+const deleteDeviceDoc = describeRoute({
+  operationId: "deleteDevice",
+  tags: ["accounts"],
+  summary: "Revoke one of the caller's devices",
+  description: "Its token stops working at once and its open sockets are closed with 4401.",
+  parameters: [pathParameter("device_id", "One of the caller's devices")],
+  responses: { 204: { description: "Revoked" }, ...errors("unauthorized", "not_found") },
+});
+accounts.delete("/devices/:device_id", deleteDeviceDoc, requireAuth(), async (c) => {
   const { userId } = c.get("auth");
   const deviceId = c.req.param("device_id");
   const dir = directory(c.env.DB);
@@ -91,21 +124,44 @@ accounts.delete("/devices/:device_id", requireAuth(), async (c) => {
 
 const publicUser = (u: typeof users.$inferSelect) => ({ user_id: u.id, handle: u.handle, display_name: u.displayName });
 
-accounts.get("/users/:user_id", requireAuth(), async (c) => {
+const getUserDoc = describeRoute({
+  operationId: "getUser",
+  tags: ["accounts"],
+  summary: "A user by id",
+  parameters: [pathParameter("user_id", "The user")],
+  responses: { 200: json("The user", PublicUser), ...errors("unauthorized", "not_found") },
+});
+accounts.get("/users/:user_id", getUserDoc, requireAuth(), async (c) => {
   const [user] = await directory(c.env.DB).select().from(users).where(eq(users.id, c.req.param("user_id")));
   if (!user) throw new ApiError("not_found", "no such user");
   return c.json(publicUser(user));
 });
 
-accounts.get("/users", requireAuth(), async (c) => {
-  const { handle } = parse(z.object({ handle: z.string().min(1).max(4096) }), c.req.query());
+const UserQuery = z.object({ handle: z.string().min(1).max(4096) });
+const findUserDoc = describeRoute({
+  operationId: "findUser",
+  tags: ["accounts"],
+  summary: "A user by handle",
+  parameters: queryParameters(UserQuery),
+  responses: { 200: json("The user", PublicUser), ...errors("invalid_request", "unauthorized", "not_found") },
+});
+accounts.get("/users", findUserDoc, requireAuth(), async (c) => {
+  const { handle } = parse(UserQuery, c.req.query());
   const [user] = await directory(c.env.DB).select().from(users).where(eq(users.handle, handle));
   if (!user) throw new ApiError("not_found", "no such user");
   return c.json(publicUser(user));
 });
 
 /** Presence only for users the caller shares a conversation with (CONTRACT.md section 7). */
-accounts.get("/users/:user_id/presence", requireAuth(), async (c) => {
+const presenceDoc = describeRoute({
+  operationId: "getPresence",
+  tags: ["live"],
+  summary: "A user's presence",
+  description: "Only for users who share a conversation with the caller.",
+  parameters: [pathParameter("user_id", "The user")],
+  responses: { 200: json("Online, or offline since last_seen", PresenceSchema), ...errors("unauthorized", "forbidden", "not_found") },
+});
+accounts.get("/users/:user_id/presence", presenceDoc, requireAuth(), async (c) => {
   const target = c.req.param("user_id");
   const { userId } = c.get("auth");
   const [user] = await directory(c.env.DB).select({ id: users.id }).from(users).where(eq(users.id, target));

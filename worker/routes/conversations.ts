@@ -1,11 +1,13 @@
 /** Conversations, members and messages: CONTRACT.md sections 4 and 5, relayed to the owning objects. */
 import { Hono } from "hono";
 import { AddMembersBody, CreateConversationBody, HistoryQuery, ListQuery, MarkerBody, SendBody } from "../../protocol";
+import { ConversationPage, ConversationSchema, HistoryPage, MessageSchema } from "../../protocol/responses";
 import { ApiError, unwrap } from "../errors";
 import { parse, readJson } from "../lib/body";
 import { directConversationId, directKey, isConversationId, newId } from "../lib/ids";
 import { conversationStub, inboxStub } from "../lib/stubs";
 import { requireAuth } from "../middleware/auth";
+import { describeRoute, errors, json, jsonBody, pathParameter, queryParameters } from "../openapi/describe";
 import type { AppEnv } from "../types";
 
 export const conversations = new Hono<AppEnv>();
@@ -20,7 +22,23 @@ function conversationId(raw: string): string {
   return raw;
 }
 
-conversations.post("/conversations", async (c) => {
+const idParam = pathParameter("id", "The conversation");
+
+const createDoc = describeRoute({
+  operationId: "createConversation",
+  tags: ["conversations"],
+  summary: "Create a direct or a group conversation",
+  description:
+    "A pair of users has exactly one direct conversation: 201 when this call created it, 200 with the existing one. " +
+    "A group's creator is its admin; the member limit is checked before the members' existence.",
+  requestBody: jsonBody(CreateConversationBody),
+  responses: {
+    200: json("The existing direct conversation", ConversationSchema),
+    201: json("The new conversation", ConversationSchema),
+    ...errors("invalid_request", "unauthorized", "not_found", "too_large", "limit_exceeded"),
+  },
+});
+conversations.post("/conversations", createDoc, async (c) => {
   const body = await readJson(c, CreateConversationBody);
   const { userId } = c.get("auth");
   if (body.type === "direct") {
@@ -49,30 +67,78 @@ conversations.post("/conversations", async (c) => {
   return c.json(unwrap(outcome), 201);
 });
 
-conversations.get("/conversations", async (c) => {
+const listDoc = describeRoute({
+  operationId: "listConversations",
+  tags: ["conversations"],
+  summary: "The caller's conversations, most recent activity first",
+  parameters: queryParameters(ListQuery),
+  responses: { 200: json("One page", ConversationPage), ...errors("invalid_request", "unauthorized") },
+});
+conversations.get("/conversations", listDoc, async (c) => {
   const q = parse(ListQuery, c.req.query());
   const { userId } = c.get("auth");
   return c.json(unwrap(await inboxStub(c.env, userId).listConversations(userId, { limit: q.limit ?? 50, cursor: q.cursor })));
 });
 
-conversations.get("/conversations/:id", async (c) => {
+const getDoc = describeRoute({
+  operationId: "getConversation",
+  tags: ["conversations"],
+  summary: "A conversation and its members",
+  parameters: [idParam],
+  responses: { 200: json("The conversation", ConversationSchema), ...errors("unauthorized", "forbidden", "not_found") },
+});
+conversations.get("/conversations/:id", getDoc, async (c) => {
   const id = conversationId(c.req.param("id"));
   return c.json(unwrap(await conversationStub(c.env, id).describe(c.get("auth"))));
 });
 
-conversations.post("/conversations/:id/members", async (c) => {
+const addMembersDoc = describeRoute({
+  operationId: "addMembers",
+  tags: ["conversations"],
+  summary: "Add members to a group (admins)",
+  parameters: [idParam],
+  requestBody: jsonBody(AddMembersBody),
+  responses: {
+    200: json("The conversation with its new members", ConversationSchema),
+    ...errors("invalid_request", "unauthorized", "forbidden", "not_found", "too_large", "limit_exceeded"),
+  },
+});
+conversations.post("/conversations/:id/members", addMembersDoc, async (c) => {
   const id = conversationId(c.req.param("id"));
   const body = await readJson(c, AddMembersBody);
   return c.json(unwrap(await conversationStub(c.env, id).addMembers(c.get("auth"), body.user_ids)));
 });
 
-conversations.delete("/conversations/:id/members/:user_id", async (c) => {
+const removeMemberDoc = describeRoute({
+  operationId: "removeMember",
+  tags: ["conversations"],
+  summary: "Remove a member (admins), or leave (oneself)",
+  description: "The removed member's open sockets on the conversation are closed with 4403.",
+  parameters: [idParam, pathParameter("user_id", "The member to remove")],
+  responses: { 204: { description: "Removed" }, ...errors("unauthorized", "forbidden", "not_found") },
+});
+conversations.delete("/conversations/:id/members/:user_id", removeMemberDoc, async (c) => {
   const id = conversationId(c.req.param("id"));
   unwrap(await conversationStub(c.env, id).removeMember(c.get("auth"), c.req.param("user_id")));
   return c.body(null, 204);
 });
 
-conversations.post("/conversations/:id/messages", async (c) => {
+const sendDoc = describeRoute({
+  operationId: "sendMessage",
+  tags: ["messages"],
+  summary: "Send a message",
+  description:
+    "Idempotent per (sender, client_message_id): a repeat answers 200 with the original. " +
+    "A 201 is given only once the message is durably stored.",
+  parameters: [idParam],
+  requestBody: jsonBody(SendBody),
+  responses: {
+    200: json("The original message (a repeat)", MessageSchema),
+    201: json("The stored message", MessageSchema),
+    ...errors("invalid_request", "unauthorized", "forbidden", "not_found", "too_large", "rate_limited"),
+  },
+});
+conversations.post("/conversations/:id/messages", sendDoc, async (c) => {
   const id = conversationId(c.req.param("id"));
   const body = await readJson(c, SendBody);
   const outcome = await conversationStub(c.env, id).postMessage(c.get("auth"), body);
@@ -80,7 +146,15 @@ conversations.post("/conversations/:id/messages", async (c) => {
   return c.json(message, outcome.ok && outcome.created ? 201 : 200);
 });
 
-conversations.get("/conversations/:id/messages", async (c) => {
+const historyDoc = describeRoute({
+  operationId: "history",
+  tags: ["messages"],
+  summary: "A page of history, ascending seq",
+  description: "after_seq: the messages after it; before_seq: the ones just below it; neither: the newest page.",
+  parameters: [idParam, ...queryParameters(HistoryQuery)],
+  responses: { 200: json("One page", HistoryPage), ...errors("invalid_request", "unauthorized", "forbidden", "not_found") },
+});
+conversations.get("/conversations/:id/messages", historyDoc, async (c) => {
   const id = conversationId(c.req.param("id"));
   const q = parse(HistoryQuery, c.req.query());
   const page = { after: q.after_seq, before: q.before_seq, limit: q.limit ?? 50 };
@@ -88,7 +162,16 @@ conversations.get("/conversations/:id/messages", async (c) => {
 });
 
 for (const kind of ["read", "delivered"] as const) {
-  conversations.post(`/conversations/:id/${kind}`, async (c) => {
+  const markerDoc = describeRoute({
+    operationId: kind === "read" ? "markRead" : "markDelivered",
+    tags: ["messages"],
+    summary: kind === "read" ? "Move the caller's read marker" : "Move this device's delivered marker",
+    description: "Markers only move forward: a lower up_to_seq is accepted and ignored; one above the last seq is a 400.",
+    parameters: [idParam],
+    requestBody: jsonBody(MarkerBody),
+    responses: { 204: { description: "Recorded" }, ...errors("invalid_request", "unauthorized", "forbidden", "not_found", "too_large") },
+  });
+  conversations.post(`/conversations/:id/${kind}`, markerDoc, async (c) => {
     const id = conversationId(c.req.param("id"));
     const body = await readJson(c, MarkerBody);
     unwrap(await conversationStub(c.env, id).mark(c.get("auth"), kind, body.up_to_seq));

@@ -1,19 +1,36 @@
 /** Web Push subscriptions and the VAPID public key: CONTRACT.md section 8. */
 import { Hono } from "hono";
 import { PushSubscriptionBody } from "../../objects/push-subscriptions";
+import { PushSubscriptionCreated, VapidPublicKey } from "../../protocol/responses";
 import { ApiError } from "../errors";
 import { readJson } from "../lib/body";
 import { pushConfig } from "../lib/config";
 import { inboxStub } from "../lib/stubs";
 import { requireAuth } from "../middleware/auth";
+import { describeRoute, errors, json, jsonBody, PUBLIC } from "../openapi/describe";
 import { parseSubscription, WebPushError } from "../push";
 import type { AppEnv } from "../types";
 
 export const push = new Hono<AppEnv>();
 
-push.get("/push/vapid-public-key", (c) => c.json({ key: c.env.VAPID_PUBLIC_KEY }));
+const vapidKeyDoc = describeRoute({
+  operationId: "getVapidPublicKey",
+  tags: ["push"],
+  summary: "The VAPID public key, for PushManager.subscribe",
+  security: PUBLIC,
+  responses: { 200: json("The key", VapidPublicKey) },
+});
+push.get("/push/vapid-public-key", vapidKeyDoc, (c) => c.json({ key: c.env.VAPID_PUBLIC_KEY }));
 
-push.post("/push/subscriptions", requireAuth(), async (c) => {
+const subscribeDoc = describeRoute({
+  operationId: "putPushSubscription",
+  tags: ["push"],
+  summary: "Register (or replace) the calling device's Web Push subscription",
+  description: "A browser's PushSubscription JSON. Endpoints must be https: (http: on loopback only on the local server).",
+  requestBody: jsonBody(PushSubscriptionBody),
+  responses: { 201: json("Registered", PushSubscriptionCreated), ...errors("invalid_request", "unauthorized", "too_large") },
+});
+push.post("/push/subscriptions", subscribeDoc, requireAuth(), async (c) => {
   const body = await readJson(c, PushSubscriptionBody);
   try {
     await parseSubscription(body, { allowLoopbackHttp: pushConfig(c.env).allowLoopbackHttp });
@@ -26,7 +43,13 @@ push.post("/push/subscriptions", requireAuth(), async (c) => {
   return c.json({ device_id: deviceId, endpoint: body.endpoint }, 201);
 });
 
-push.delete("/push/subscriptions", requireAuth(), async (c) => {
+const unsubscribeDoc = describeRoute({
+  operationId: "deletePushSubscription",
+  tags: ["push"],
+  summary: "Forget the calling device's subscription",
+  responses: { 204: { description: "Forgotten" }, ...errors("unauthorized") },
+});
+push.delete("/push/subscriptions", unsubscribeDoc, requireAuth(), async (c) => {
   const { userId, deviceId } = c.get("auth");
   await inboxStub(c.env, userId).deletePushSubscription(deviceId);
   return c.body(null, 204);

@@ -4,12 +4,15 @@
  */
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
+import { z } from "zod";
+import { CursorParam } from "../../objects/inbox";
 import { CALLER_HEADERS } from "../../objects/schema";
 import { ApiError } from "../errors";
 import { limits } from "../lib/config";
 import { isConversationId } from "../lib/ids";
 import { conversationStub, inboxStub } from "../lib/stubs";
 import { requireAuth } from "../middleware/auth";
+import { describeRoute, errors, pathParameter, queryParameters } from "../openapi/describe";
 import type { AppEnv, Auth } from "../types";
 
 export const sockets = new Hono<AppEnv>();
@@ -40,12 +43,48 @@ function forwarded(request: Request, auth: Auth): Request {
   return new Request(request, { headers });
 }
 
-sockets.get("/sync", checkOrigin, requireAuth({ allowQueryToken: true }), async (c) => {
+const tokenQuery = { token: z.string().optional().describe("The device token, when no authorization header can be set") };
+
+/** Both are GET upgrades: 101 and a socket, or an error before any socket opens. */
+const upgradeDoc = (doc: { operationId: string; summary: string; description: string; query: z.ZodObject; path?: string }) =>
+  describeRoute({
+    operationId: doc.operationId,
+    tags: ["live"],
+    summary: doc.summary,
+    description: `${doc.description} JSON text frames, each an object with \`type\` (CONTRACT.md section 6).`,
+    security: [{ bearer: [] }, { token_query: [] }],
+    parameters: [
+      ...(doc.path ? [pathParameter("id", doc.path)] : []),
+      ...queryParameters(doc.query),
+      { name: "Upgrade", in: "header", required: true, schema: { type: "string", enum: ["websocket"] } },
+    ],
+    responses: {
+      101: { description: "Switching Protocols: the WebSocket is open" },
+      ...errors("invalid_request", "unauthorized", "forbidden", ...(doc.path ? ["not_found" as const] : []), "limit_exceeded"),
+    },
+  });
+
+const syncDoc = upgradeDoc({
+  operationId: "deviceSocket",
+  summary: "The device socket: every event addressed to the user",
+  description:
+    "Replays every event after ?since= (absent: nothing), then streams new ones; each carries a cursor. " +
+    "403 for an Origin outside ALLOWED_ORIGINS; 422 past the open sockets per user.",
+  query: z.object({ ...tokenQuery, since: CursorParam.optional().describe("The last cursor this device received") }),
+});
+sockets.get("/sync", syncDoc, checkOrigin, requireAuth({ allowQueryToken: true }), async (c) => {
   const auth = c.get("auth");
   return inboxStub(c.env, auth.userId).fetch(forwarded(c.req.raw, auth));
 });
 
-sockets.get("/conversations/:id/ws", checkOrigin, requireAuth({ allowQueryToken: true }), async (c) => {
+const conversationSocketDoc = upgradeDoc({
+  operationId: "conversationSocket",
+  summary: "The conversation socket: send, receipts, typing, presence",
+  description: "Members only (403 before the upgrade otherwise); 403 too for an Origin outside ALLOWED_ORIGINS.",
+  query: z.object(tokenQuery),
+  path: "The conversation",
+});
+sockets.get("/conversations/:id/ws", conversationSocketDoc, checkOrigin, requireAuth({ allowQueryToken: true }), async (c) => {
   const id = c.req.param("id");
   if (!isConversationId(id)) throw new ApiError("not_found", "no such conversation");
   const auth = c.get("auth");

@@ -1,0 +1,108 @@
+/**
+ * The shapes the server answers, as zod schemas, for the OpenAPI document (CONTRACT.md
+ * section 15). The TypeScript interfaces in ./index stay the source the code is written
+ * against; the checks at the bottom fail to compile if a schema and its interface drift.
+ *
+ * Schemas with a `meta({ id })` become named components (`#/components/schemas/<id>`).
+ * Not re-exported from ./index: the SDK imports protocol's types only, and need not
+ * carry these.
+ */
+import { z } from "zod";
+import type { Presence } from "../objects/presence";
+import type { Conversation, ConversationSummary, ErrorCode, Member, Message } from "./index";
+import { ERROR_STATUS, MESSAGE_KINDS } from "./index";
+
+const seq = z.number().int().nonnegative();
+const time = z.number().describe("milliseconds since the Unix epoch");
+
+export const MessageSchema = z
+  .object({
+    message_id: z.string(),
+    conversation_id: z.string(),
+    seq: seq.describe("the conversation's order: 1, 2, 3, … with no gaps"),
+    sender_id: z.string(),
+    sender_device_id: z.string(),
+    client_message_id: z.string(),
+    kind: z.enum(MESSAGE_KINDS).describe("clients ignore kinds they do not know"),
+    content: z.string(),
+    media_id: z.string().optional(),
+    created_at: time,
+  })
+  .meta({ id: "Message" });
+
+export const MemberSchema = z
+  .object({ user_id: z.string(), role: z.enum(["admin", "member"]) })
+  .meta({ id: "Member" });
+
+const conversationFields = {
+  conversation_id: z.string(),
+  type: z.enum(["direct", "group"]),
+  name: z.string().nullable(),
+  members: z.array(MemberSchema),
+  created_at: time,
+};
+
+export const ConversationSchema = z.object(conversationFields).meta({ id: "Conversation" });
+
+export const ConversationSummarySchema = z
+  .object({
+    ...conversationFields,
+    last_message: MessageSchema.nullable(),
+    unread_count: z.number().int().nonnegative().describe("messages from others above the caller's read marker"),
+    last_read_seq: seq,
+  })
+  .meta({ id: "ConversationSummary" });
+
+export const ConversationPage = z.object({
+  conversations: z.array(ConversationSummarySchema).describe("most recent activity first"),
+  next_cursor: z.string().nullable().describe("pass as ?cursor= for the next page; null on the last"),
+});
+
+export const HistoryPage = z.object({
+  messages: z.array(MessageSchema).describe("ascending seq"),
+  next_after_seq: seq.nullable().describe("the page's last seq while more messages follow it, otherwise null"),
+});
+
+/** What register and login answer: a new device and its token. */
+export const DeviceSession = z.object({ user_id: z.string(), device_id: z.string(), token: z.string() }).meta({ id: "DeviceSession" });
+
+export const PublicUser = z
+  .object({ user_id: z.string(), handle: z.string(), display_name: z.string().nullable() })
+  .meta({ id: "PublicUser" });
+
+export const Me = PublicUser.extend({
+  devices: z.array(z.object({ device_id: z.string(), name: z.string().nullable(), created_at: time })),
+}).meta({ id: "Me" });
+
+export const PresenceSchema = z
+  .object({
+    status: z.enum(["online", "offline"]),
+    last_seen: time.nullable().describe("when the user's last device socket closed; null if never online"),
+  })
+  .meta({ id: "Presence" });
+
+export const PushSubscriptionCreated = z.object({ device_id: z.string(), endpoint: z.string() });
+export const VapidPublicKey = z.object({ key: z.string().describe("base64url, uncompressed P-256 point") });
+export const Health = z.object({ ok: z.literal(true) });
+
+/** The body of every non-2xx answer (CONTRACT.md section 1). */
+export const ErrorResponse = z
+  .object({
+    error: z.object({
+      code: z.enum(Object.keys(ERROR_STATUS) as [ErrorCode, ...ErrorCode[]]),
+      message: z.string(),
+    }),
+  })
+  .meta({ id: "Error" });
+
+// ---- The schemas describe exactly the interfaces ------------------------------
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Expect<T extends true> = T;
+export type SchemasMatchInterfaces = [
+  Expect<Same<z.infer<typeof MessageSchema>, Message>>,
+  Expect<Same<z.infer<typeof MemberSchema>, Member>>,
+  Expect<Same<z.infer<typeof ConversationSchema>, Conversation>>,
+  Expect<Same<z.infer<typeof ConversationSummarySchema>, ConversationSummary>>,
+  Expect<Same<z.infer<typeof PresenceSchema>, Presence>>,
+];
