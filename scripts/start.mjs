@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// `npm start -- [--port N] [--ip ADDR] [--persist-to DIR] [other wrangler dev flags]`
-// Local server: copies .dev.vars.example to .dev.vars on first run, applies the D1
-// migrations to the local state, then runs `wrangler dev` on that same state.
+// `npm start -- [--port N] [--ip ADDR] [--persist-to DIR] [--no-build] [other wrangler dev flags]`
+// Local server: builds the SDK (client/dist) and the web app (web/dist, the Worker's static
+// assets) when their sources changed, copies .dev.vars.example to .dev.vars on first run,
+// applies the D1 migrations to the local state, then runs `wrangler dev` on that same state.
 import { spawn, spawnSync } from "node:child_process";
-import { generateKeyPairSync } from "node:crypto";
-import { appendFileSync, copyFileSync, existsSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { createHash, generateKeyPairSync } from "node:crypto";
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
@@ -15,11 +16,12 @@ const { values, tokens } = parseArgs({
     port: { type: "string", default: "8787" },
     ip: { type: "string", default: "127.0.0.1" },
     "persist-to": { type: "string", default: join(root, ".wrangler", "state") },
+    "no-build": { type: "boolean", default: false },
   },
   strict: false,
   tokens: true,
 });
-const known = new Set(["port", "ip", "persist-to"]);
+const known = new Set(["port", "ip", "persist-to", "no-build"]);
 const passthrough = [];
 for (const t of tokens) {
   if (t.kind === "option" && !known.has(t.name)) passthrough.push(t.rawName, ...(t.value !== undefined ? [t.value] : []));
@@ -28,6 +30,16 @@ for (const t of tokens) {
 const persistTo = resolve(String(values["persist-to"]));
 
 ensureDevVars(join(root, ".dev.vars"), join(root, ".dev.vars.example"));
+
+// What the server serves must be current: `npm start` alone gives a fresh app.
+if (!values["no-build"]) {
+  const vite = join(root, "node_modules", "vite", "bin", "vite.js");
+  const clientBuild = join(root, "client", "build.mjs");
+  if (existsSync(clientBuild)) {
+    buildIfStale("client", ["client/src", "client/build.mjs", "client/tsconfig.json", "protocol"], "client/dist", [clientBuild]);
+  }
+  buildIfStale("web", ["web", "client/src", "protocol", "package-lock.json"], "web/dist", [vite, "build", "--config", "web/vite.config.ts"]);
+}
 
 const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
 const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: process.env.CI ?? "true" };
@@ -59,6 +71,58 @@ const dev = spawn(
 );
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => dev.kill(signal));
 dev.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+
+/**
+ * Runs a build (`node ...args` in the repo) unless its output is known to come from the
+ * current sources. The record is a list of (sources hash, output hash) pairs that a build
+ * produced, kept in node_modules/.cache: a copy of the tree (the e2e snapshot, which links
+ * node_modules) with the same sources and the same output skips the build too, and an
+ * output edited or built from other sources does not.
+ */
+function buildIfStale(name, inputs, output, args) {
+  const record = join(root, "node_modules", ".cache", "edge-chat", "builds.json");
+  let seen = [];
+  try {
+    seen = JSON.parse(readFileSync(record, "utf8"));
+  } catch {
+    // first build here
+  }
+  const sources = treeHash(inputs.map((p) => join(root, p)), [join(root, output)]);
+  const key = (out) => `${name}:${sources}:${out}`;
+  if (existsSync(join(root, output)) && seen.includes(key(treeHash([join(root, output)], [])))) return;
+  console.log(`building ${output} (${name} sources changed)`);
+  const run = spawnSync(process.execPath, args, { cwd: root, env: { ...process.env, WRANGLER_SEND_METRICS: "false" }, stdio: "inherit" });
+  if (run.status !== 0) {
+    console.error(`the ${name} build failed`);
+    process.exit(run.status ?? 1);
+  }
+  const next = [...seen.filter((k) => !k.startsWith(`${name}:`)).slice(-20), key(treeHash([join(root, output)], []))];
+  mkdirSync(dirname(record), { recursive: true });
+  const tmp = `${record}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(next));
+  renameSync(tmp, record);
+}
+
+/** One hash of every file under `paths` (files or directories), by relative path and content. */
+function treeHash(paths, exclude) {
+  const hash = createHash("sha256");
+  const skip = new Set(["node_modules", ".git", ".wrangler"]);
+  const walk = (path) => {
+    if (exclude.includes(path) || !existsSync(path)) return;
+    let entries = null;
+    try {
+      entries = readdirSync(path, { withFileTypes: true });
+    } catch {
+      hash.update(`${relative(root, path)}\0`).update(readFileSync(path)).update("\0");
+      return;
+    }
+    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (!skip.has(e.name)) walk(join(path, e.name));
+    }
+  };
+  for (const p of paths) walk(p);
+  return hash.digest("hex").slice(0, 32);
+}
 
 /**
  * .dev.vars holds the local secrets: created from the example on first run, then given

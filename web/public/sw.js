@@ -1,0 +1,53 @@
+/*
+ * The app's service worker: Web Push only (no offline caching). A push names a
+ * conversation and a seq, never the content (CONTRACT.md section 8): the notification
+ * says a message arrived and opens that conversation when clicked.
+ */
+self.addEventListener("install", () => self.skipWaiting());
+self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
+
+self.addEventListener("push", (event) => {
+  let data = {};
+  try {
+    data = event.data ? event.data.json() : {};
+  } catch {
+    data = {};
+  }
+  const conversationId = typeof data.conversation_id === "string" ? data.conversation_id : null;
+  const url = conversationId ? `/c/${encodeURIComponent(conversationId)}` : "/";
+  event.waitUntil(
+    (async () => {
+      // Someone looking at the app already sees the message.
+      const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+      if (windows.some((w) => w.visibilityState === "visible" && w.focused)) return;
+      const title = data.type === "call" ? "Incoming call" : "New message";
+      await self.registration.showNotification(title, {
+        body: "Open edge-chat to read it.",
+        icon: "/icon.svg",
+        badge: "/icon.svg",
+        // One notification per conversation: a repeat (pushes are at least once) replaces it.
+        tag: conversationId ?? "edge-chat",
+        renotify: true,
+        data: { url },
+      });
+    })(),
+  );
+});
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const url = (event.notification.data && event.notification.data.url) || "/";
+  event.waitUntil(
+    (async () => {
+      const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+      for (const w of windows) {
+        if (new URL(w.url).origin === self.location.origin) {
+          await w.focus();
+          w.postMessage({ type: "open", url });
+          return;
+        }
+      }
+      await self.clients.openWindow(url);
+    })(),
+  );
+});

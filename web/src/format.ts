@@ -1,0 +1,58 @@
+/** Small presentation helpers: times, initials, colours. */
+
+const time = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const weekday = new Intl.DateTimeFormat(undefined, { weekday: "short" });
+const date = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short" });
+const longDate = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+
+const DAY = 86_400_000;
+
+function startOfDay(t: number): number {
+  const d = new Date(t);
+  d.setHours(0, 0, 0, 0);
+  return d.getTime();
+}
+
+export function clock(t: number): string {
+  return time.format(t);
+}
+
+/** For the conversation list: a time today, a weekday this week, else a date. */
+export function shortWhen(t: number, now = Date.now()): string {
+  const today = startOfDay(now);
+  if (t >= today) return time.format(t);
+  if (t >= today - 6 * DAY) return weekday.format(t);
+  return date.format(t);
+}
+
+export function dayLabel(t: number, now = Date.now()): string {
+  const today = startOfDay(now);
+  if (t >= today) return "Today";
+  if (t >= today - DAY) return "Yesterday";
+  return longDate.format(t);
+}
+
+export function sameDay(a: number, b: number): boolean {
+  return startOfDay(a) === startOfDay(b);
+}
+
+export function lastSeen(t: number | null, now = Date.now()): string {
+  if (t === null) return "offline";
+  if (t >= startOfDay(now)) return `last seen today at ${time.format(t)}`;
+  if (t >= startOfDay(now) - DAY) return `last seen yesterday at ${time.format(t)}`;
+  return `last seen ${date.format(t)}`;
+}
+
+export function initials(name: string): string {
+  const parts = name.replace(/^@/, "").split(/[\s_.-]+/).filter(Boolean);
+  const letters = parts.length > 1 ? parts[0]![0]! + parts[1]![0]! : (parts[0] ?? "?").slice(0, 2);
+  return letters.toUpperCase();
+}
+
+const HUES = [172, 200, 222, 262, 292, 330, 12, 32, 140, 96];
+
+export function hueOf(id: string): number {
+  let h = 0;
+  for (let i = 0; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) >>> 0;
+  return HUES[h % HUES.length]!;
+}

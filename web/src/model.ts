@@ -1,0 +1,648 @@
+/**
+ * The app's state, kept from the SDK's events: the conversation list, the loaded window of
+ * each opened conversation, the sends still in the outbox, typing and presence. Components
+ * read it and re-render on `subscribe`; every change bumps `version`.
+ *
+ * Everything goes through the SDK (`@edge-chat/sdk`, client/src): the app makes no request
+ * of its own.
+ */
+import {
+  ChatClient,
+  ChatError,
+  IndexedDBStorage,
+  type ChatMessage,
+  type ChatStorage,
+  type ConnectionState,
+  type Conversation,
+  type ConversationSummary,
+  type MessageStatus,
+  type OpenConversation,
+  type OutboxEntry,
+  type Presence,
+  type User,
+} from "@edge-chat/sdk";
+
+export type Phase = "loading" | "signed-out" | "ready";
+
+/** A send shown before the server has it: an outbox entry, or one that failed for good. */
+export interface PendingSend extends OutboxEntry {
+  failed?: string;
+}
+
+const PAGE = 40;
+/** A typing `start` not renewed within this long is over (the server's expiry is 6 s). */
+const TYPING_TTL_MS = 6_500;
+const PRESENCE_REFRESH_MS = 60_000;
+
+export function activityOf(c: ConversationSummary): number {
+  return c.last_message?.created_at ?? c.created_at ?? 0;
+}
+
+export function describeError(err: unknown): string {
+  if (err instanceof ChatError) {
+    switch (err.code) {
+      case "unauthorized":
+        return "Wrong handle or password.";
+      case "conflict":
+        return "That handle is taken.";
+      case "rate_limited":
+        return `Too many attempts; try again in ${err.retryAfter ?? 60} s.`;
+      case "network":
+        return "Cannot reach the server. Check your connection.";
+      case "forbidden":
+        return "You are not allowed to do that.";
+      case "limit_exceeded":
+        return "Too many members.";
+      case "invalid_request":
+        return err.message || "The server refused that request.";
+      default:
+        return err.message || err.code;
+    }
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class AppModel {
+  phase: Phase = "loading";
+  chat: ChatClient | null = null;
+  connection: ConnectionState = "disconnected";
+  /** Summaries by conversation id; `sortedConversations()` orders them. */
+  conversations = new Map<string, ConversationSummary>();
+  listLoaded = false;
+  users = new Map<string, User>();
+  presence = new Map<string, Presence>();
+  /** The loaded window of each conversation opened this session: ascending seq, contiguous to the newest. */
+  messages = new Map<string, ChatMessage[]>();
+  hasOlder = new Map<string, boolean>();
+  loadingOlder = new Set<string>();
+  /** Sends the server has not acknowledged yet, by client_message_id. */
+  pending = new Map<string, PendingSend>();
+  /** Own client_message_ids the server has acknowledged, so a late outbox event cannot bring them back. */
+  private acked = new Set<string>();
+  /** Who is typing where: conversation → user → when it ends. */
+  typing = new Map<string, Map<string, number>>();
+  openId: string | null = null;
+  private openConv: OpenConversation | null = null;
+  private readSent = new Map<string, number>();
+  private unsubscribers: (() => void)[] = [];
+  private timers = new Set<ReturnType<typeof setTimeout>>();
+  private presenceTimer: ReturnType<typeof setInterval> | null = null;
+  private userRequests = new Map<string, Promise<User | null>>();
+  version = 0;
+  private listeners = new Set<() => void>();
+  private notifyQueued = false;
+
+  constructor(
+    readonly baseUrl: string,
+    private readonly storage: ChatStorage = new IndexedDBStorage("edge-chat"),
+  ) {}
+
+  // ---- subscription ------------------------------------------------------------
+
+  subscribe(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private changed(): void {
+    this.version++;
+    if (this.notifyQueued) return;
+    this.notifyQueued = true;
+    queueMicrotask(() => {
+      this.notifyQueued = false;
+      for (const fn of this.listeners) fn();
+    });
+  }
+
+  // ---- session -------------------------------------------------------------------
+
+  /** The stored session, if any (reload keeps you signed in). */
+  async start(): Promise<void> {
+    let chat: ChatClient | null = null;
+    try {
+      chat = await ChatClient.restore({ baseUrl: this.baseUrl, storage: this.storage });
+    } catch (err) {
+      console.warn("edge-chat: could not restore the session", err);
+    }
+    if (!chat) {
+      this.phase = "signed-out";
+      this.changed();
+      return;
+    }
+    await this.attach(chat);
+  }
+
+  async register(handle: string, password: string, displayName?: string): Promise<void> {
+    const chat = await ChatClient.register({ baseUrl: this.baseUrl, handle, password, displayName: displayName || undefined, storage: this.storage });
+    await this.attach(chat);
+  }
+
+  async login(handle: string, password: string): Promise<void> {
+    const chat = await ChatClient.login({ baseUrl: this.baseUrl, handle, password, deviceName: deviceName(), storage: this.storage });
+    await this.attach(chat);
+  }
+
+  async logout(): Promise<void> {
+    const chat = this.chat;
+    this.detach();
+    this.reset();
+    this.phase = "signed-out";
+    this.changed();
+    try {
+      await chat?.logout();
+    } catch (err) {
+      console.warn("edge-chat: logout did not reach the server", err);
+    }
+  }
+
+  private reset(): void {
+    this.conversations.clear();
+    this.listLoaded = false;
+    this.users.clear();
+    this.presence.clear();
+    this.messages.clear();
+    this.hasOlder.clear();
+    this.pending.clear();
+    this.acked.clear();
+    this.typing.clear();
+    this.readSent.clear();
+    this.openId = null;
+  }
+
+  private detach(): void {
+    for (const off of this.unsubscribers.splice(0)) off();
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    if (this.presenceTimer) clearInterval(this.presenceTimer);
+    this.presenceTimer = null;
+    this.openConv?.close();
+    this.openConv = null;
+    void this.chat?.close();
+    this.chat = null;
+  }
+
+  private async attach(chat: ChatClient): Promise<void> {
+    this.detach();
+    this.reset();
+    this.chat = chat;
+    this.users.set(chat.userId, { user_id: chat.userId, handle: chat.handle, display_name: null });
+    const on = this.unsubscribers;
+    on.push(chat.on("message", (m) => this.onMessage(m)));
+    on.push(chat.on("status", (s) => {
+      if (s.status === "sent" && s.message) this.onMessage(s.message);
+      else if (s.status === "failed") {
+        const p = this.pending.get(s.client_message_id);
+        if (p) this.pending.set(s.client_message_id, { ...p, failed: s.error ? describeError(s.error) : "not sent" });
+      }
+      this.changed();
+    }));
+    on.push(chat.on("outbox", (entries) => this.onOutbox(entries)));
+    on.push(chat.on("receipt", (r) => {
+      if (r.user_id === chat.userId && r.kind === "read") {
+        const c = this.conversations.get(r.conversation_id);
+        if (c) {
+          c.last_read_seq = Math.max(c.last_read_seq, r.up_to_seq);
+          if (r.up_to_seq >= (c.last_message?.seq ?? 0)) c.unread_count = 0;
+        }
+      }
+      this.changed();
+    }));
+    on.push(chat.on("conversation", (c) => this.upsertConversation(c)));
+    on.push(chat.on("removed", ({ conversation_id }) => {
+      this.conversations.delete(conversation_id);
+      this.messages.delete(conversation_id);
+      if (this.openId === conversation_id) this.openConversation(null);
+      this.changed();
+    }));
+    on.push(chat.on("state", (state) => {
+      const was = this.connection;
+      this.connection = state;
+      if (state === "connected" && was !== "connected") void this.refreshList();
+      if (state === "failed") void this.sessionLost();
+      this.changed();
+    }));
+    on.push(chat.on("typing", (t) => {
+      if (t.user_id === chat.userId) return;
+      const byUser = this.typing.get(t.conversation_id) ?? new Map<string, number>();
+      this.typing.set(t.conversation_id, byUser);
+      if (t.state === "start") {
+        byUser.set(t.user_id, Date.now() + TYPING_TTL_MS);
+        this.later(TYPING_TTL_MS + 50, () => this.expireTyping());
+      } else byUser.delete(t.user_id);
+      this.changed();
+    }));
+    on.push(chat.on("presence", (p) => {
+      this.presence.set(p.user_id, { status: p.status, last_seen: p.last_seen });
+      this.changed();
+    }));
+    // A network that comes back: reconnect now rather than at the end of a backoff wait,
+    // and the outbox goes out on `connected`.
+    const online = () => chat.reconnect();
+    const visible = () => this.markOpenRead();
+    window.addEventListener("online", online);
+    document.addEventListener("visibilitychange", visible);
+    window.addEventListener("focus", visible);
+    on.push(() => window.removeEventListener("online", online));
+    on.push(() => document.removeEventListener("visibilitychange", visible));
+    on.push(() => window.removeEventListener("focus", visible));
+
+    for (const entry of chat.pending()) this.pending.set(entry.client_message_id, entry);
+    this.connection = chat.state;
+    this.phase = "ready";
+    this.changed();
+    this.presenceTimer = setInterval(() => void this.refreshPresence(), PRESENCE_REFRESH_MS);
+    void this.refreshList();
+    void chat.me().then(
+      (me) => {
+        this.users.set(me.user_id, { user_id: me.user_id, handle: me.handle, display_name: me.display_name });
+        this.changed();
+      },
+      (err) => {
+        if (err instanceof ChatError && err.status === 401) void this.sessionLost();
+      },
+    );
+    chat.connect().catch(() => void this.sessionLost());
+  }
+
+  /** The token was refused (device revoked, expired): back to the sign-in form. */
+  private async sessionLost(): Promise<void> {
+    if (!this.chat) return;
+    const chat = this.chat;
+    this.detach();
+    this.reset();
+    this.phase = "signed-out";
+    this.changed();
+    await chat.logout().catch(() => undefined);
+  }
+
+  private later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  // ---- conversation list ----------------------------------------------------------
+
+  sortedConversations(): ConversationSummary[] {
+    return [...this.conversations.values()].sort((a, b) => activityOf(b) - activityOf(a) || (b.last_message?.seq ?? 0) - (a.last_message?.seq ?? 0));
+  }
+
+  async refreshList(): Promise<void> {
+    const chat = this.chat;
+    if (!chat) return;
+    try {
+      const seen = new Set<string>();
+      let cursor: string | undefined;
+      for (let page = 0; page < 10; page++) {
+        const res = await chat.listConversations({ limit: 100, cursor });
+        if (chat !== this.chat) return;
+        for (const c of res.conversations) {
+          seen.add(c.conversation_id);
+          const known = this.conversations.get(c.conversation_id);
+          // The list may trail a message by up to a second: never go back to an older last message.
+          if (known?.last_message && (c.last_message?.seq ?? 0) < known.last_message.seq) {
+            this.conversations.set(c.conversation_id, { ...c, last_message: known.last_message, unread_count: known.unread_count });
+          } else this.conversations.set(c.conversation_id, c);
+          if (this.isReading(c.conversation_id)) this.conversations.get(c.conversation_id)!.unread_count = 0;
+        }
+        if (!res.next_cursor) break;
+        cursor = res.next_cursor;
+      }
+      if (!cursor) for (const id of [...this.conversations.keys()]) if (!seen.has(id)) this.conversations.delete(id);
+      this.listLoaded = true;
+      this.changed();
+      for (const c of this.conversations.values()) this.namesOf(c);
+      void this.refreshPresence();
+    } catch (err) {
+      console.warn("edge-chat: could not load the conversation list", err);
+    }
+  }
+
+  private upsertConversation(c: Conversation): void {
+    const known = this.conversations.get(c.conversation_id);
+    this.conversations.set(c.conversation_id, {
+      ...c,
+      last_message: known?.last_message ?? null,
+      unread_count: known?.unread_count ?? 0,
+      last_read_seq: known?.last_read_seq ?? 0,
+      created_at: c.created_at ?? known?.created_at ?? Date.now(),
+    });
+    this.namesOf(c);
+    this.changed();
+  }
+
+  /** The other member of a direct conversation. */
+  peerOf(c: Pick<Conversation, "type" | "members">): string | null {
+    if (c.type !== "direct" || !this.chat) return null;
+    return c.members.find((m) => m.user_id !== this.chat!.userId)?.user_id ?? null;
+  }
+
+  titleOf(c: Pick<Conversation, "type" | "members" | "name">): string {
+    if (c.type === "group") return c.name || "Group";
+    const peer = this.peerOf(c);
+    if (!peer) return c.name || "Saved messages";
+    return this.nameOf(peer);
+  }
+
+  nameOf(userId: string): string {
+    const u = this.users.get(userId);
+    if (!u) {
+      void this.user(userId);
+      return "…";
+    }
+    return u.display_name || u.handle;
+  }
+
+  user(userId: string): Promise<User | null> {
+    const known = this.users.get(userId);
+    if (known) return Promise.resolve(known);
+    let req = this.userRequests.get(userId);
+    if (!req && this.chat) {
+      req = this.chat.getUser(userId).then(
+        (u) => {
+          this.users.set(userId, u);
+          this.changed();
+          return u;
+        },
+        () => {
+          this.userRequests.delete(userId);
+          return null;
+        },
+      );
+      this.userRequests.set(userId, req);
+    }
+    return req ?? Promise.resolve(null);
+  }
+
+  private namesOf(c: Pick<Conversation, "members" | "type">): void {
+    // Direct peers for the list; group members are looked up as their messages show.
+    const peer = this.peerOf(c);
+    if (peer) void this.user(peer);
+  }
+
+  async refreshPresence(): Promise<void> {
+    const chat = this.chat;
+    if (!chat) return;
+    const peers = new Set<string>();
+    for (const c of this.sortedConversations().slice(0, 30)) {
+      const peer = this.peerOf(c);
+      if (peer) peers.add(peer);
+    }
+    for (const peer of peers) {
+      try {
+        this.presence.set(peer, await chat.presence(peer));
+        if (chat !== this.chat) return;
+        this.changed();
+      } catch {
+        // not shared any more, or offline: keep what we had
+      }
+    }
+  }
+
+  // ---- starting conversations -------------------------------------------------------
+
+  async startDirect(handle: string): Promise<string> {
+    const chat = this.need();
+    const h = normalizeHandle(handle);
+    if (!h) throw new Error("Enter a handle.");
+    const user = await chat.findUser(h);
+    if (!user) throw new Error(`Nobody is called @${h}.`);
+    this.users.set(user.user_id, user);
+    const c = await chat.createDirect(user.user_id, { encrypted: false });
+    this.upsertConversation(c);
+    void this.refreshPresence();
+    return c.conversation_id;
+  }
+
+  async createGroup(name: string, handles: string[]): Promise<string> {
+    const chat = this.need();
+    const wanted = [...new Set(handles.map(normalizeHandle).filter(Boolean))];
+    const ids: string[] = [];
+    const unknown: string[] = [];
+    for (const h of wanted) {
+      const u = await chat.findUser(h);
+      if (u) {
+        this.users.set(u.user_id, u);
+        if (u.user_id !== chat.userId) ids.push(u.user_id);
+      } else unknown.push(h);
+    }
+    if (unknown.length) throw new Error(`Nobody is called ${unknown.map((h) => `@${h}`).join(", ")}.`);
+    const c = await chat.createGroup(name.trim() || "Group", ids, { encrypted: false });
+    this.upsertConversation(c);
+    return c.conversation_id;
+  }
+
+  private need(): ChatClient {
+    if (!this.chat) throw new Error("Not signed in.");
+    return this.chat;
+  }
+
+  // ---- an open conversation -----------------------------------------------------------
+
+  /** Shows a conversation (or none): opens its socket (typing, presence, receipts) and loads its newest page. */
+  openConversation(id: string | null): void {
+    if (id === this.openId) return;
+    this.openConv?.close();
+    this.openConv = null;
+    this.openId = id;
+    this.changed();
+    const chat = this.chat;
+    if (!id || !chat) return;
+    this.openConv = chat.open(id);
+    if (!this.messages.has(id)) void this.loadNewest(id);
+    else this.markOpenRead();
+    if (!this.conversations.has(id)) {
+      // Opened from a link or a notification before the list knew it.
+      chat.getConversation(id).then(
+        (c) => this.upsertConversation(c),
+        () => undefined,
+      );
+    }
+    for (const m of this.conversations.get(id)?.members ?? []) void this.user(m.user_id);
+  }
+
+  private async loadNewest(id: string): Promise<void> {
+    const chat = this.chat;
+    if (!chat) return;
+    try {
+      const page = await chat.history(id, { limit: PAGE });
+      if (chat !== this.chat) return;
+      this.merge(id, page);
+      this.hasOlder.set(id, page.length >= PAGE);
+      this.changed();
+      this.markOpenRead();
+    } catch (err) {
+      console.warn("edge-chat: could not load history", err);
+      if (!this.messages.has(id)) this.messages.set(id, []);
+      this.changed();
+    }
+  }
+
+  async loadOlder(id: string): Promise<void> {
+    const chat = this.chat;
+    const loaded = this.messages.get(id);
+    if (!chat || !loaded || this.loadingOlder.has(id) || this.hasOlder.get(id) === false) return;
+    const first = loaded[0]?.seq;
+    if (first === undefined) return;
+    this.loadingOlder.add(id);
+    this.changed();
+    try {
+      const page = await chat.history(id, { beforeSeq: first, limit: PAGE });
+      if (chat !== this.chat) return;
+      this.merge(id, page);
+      this.hasOlder.set(id, page.length >= PAGE && (page[0]?.seq ?? 1) > 1);
+    } catch (err) {
+      console.warn("edge-chat: could not load older messages", err);
+    } finally {
+      this.loadingOlder.delete(id);
+      this.changed();
+    }
+  }
+
+  private merge(id: string, incoming: ChatMessage[]): void {
+    const bySeq = new Map<number, ChatMessage>();
+    for (const m of this.messages.get(id) ?? []) bySeq.set(m.seq, m);
+    for (const m of incoming) bySeq.set(m.seq, m);
+    this.messages.set(id, [...bySeq.values()].sort((a, b) => a.seq - b.seq));
+    const me = this.chat?.userId;
+    for (const m of incoming) {
+      if (m.sender_id === me) this.settle(m.client_message_id);
+    }
+  }
+
+  /** An own send is now a message: its pending entry goes. */
+  private settle(clientMessageId: string): void {
+    this.acked.add(clientMessageId);
+    this.pending.delete(clientMessageId);
+  }
+
+  private onMessage(m: ChatMessage): void {
+    const chat = this.chat;
+    if (!chat) return;
+    const mine = m.sender_id === chat.userId;
+    if (mine) this.settle(m.client_message_id);
+    if (this.messages.has(m.conversation_id)) {
+      const list = this.messages.get(m.conversation_id)!;
+      const last = list[list.length - 1];
+      if (!last || m.seq > last.seq) list.push(m);
+      else if (!list.some((x) => x.seq === m.seq)) this.merge(m.conversation_id, [m]);
+      this.messages.set(m.conversation_id, [...list]);
+    }
+    const c = this.conversations.get(m.conversation_id);
+    if (c) {
+      const newer = m.seq > (c.last_message?.seq ?? 0);
+      if (newer) {
+        c.last_message = m as ConversationSummary["last_message"];
+        if (!mine && counts(m) && m.seq > c.last_read_seq && !this.isReading(m.conversation_id)) c.unread_count++;
+      }
+    } else {
+      // A conversation the list does not have yet (created elsewhere): fetch its summary.
+      void this.refreshList();
+    }
+    if (!mine) {
+      const byUser = this.typing.get(m.conversation_id);
+      if (byUser?.delete(m.sender_id)) this.changed();
+    }
+    this.changed();
+    if (this.openId === m.conversation_id) this.markOpenRead();
+  }
+
+  private onOutbox(entries: OutboxEntry[]): void {
+    for (const e of entries) {
+      if (!this.acked.has(e.client_message_id)) this.pending.set(e.client_message_id, { ...this.pending.get(e.client_message_id), ...e });
+    }
+    // Entries that left the outbox stay shown until their message (or their failure) arrives.
+    this.changed();
+  }
+
+  /** Whether the user is looking at this conversation now (then its messages are read). */
+  isReading(id: string): boolean {
+    return this.openId === id && typeof document !== "undefined" && document.visibilityState === "visible";
+  }
+
+  /** Read marker up to the newest message of the open conversation, when it is on screen. */
+  markOpenRead(): void {
+    const chat = this.chat;
+    const id = this.openId;
+    if (!chat || !id || !this.isReading(id)) return;
+    const list = this.messages.get(id) ?? [];
+    const c = this.conversations.get(id);
+    const top = Math.max(list[list.length - 1]?.seq ?? 0, c?.last_message?.seq ?? 0);
+    if (c && c.unread_count) {
+      c.unread_count = 0;
+      this.changed();
+    }
+    if (top <= 0 || top <= (this.readSent.get(id) ?? 0) || top <= (c?.last_read_seq ?? 0)) return;
+    this.readSent.set(id, top);
+    chat.markRead(id, top).catch(() => {
+      // try again with the next message or visibility change
+      if (this.readSent.get(id) === top) this.readSent.delete(id);
+    });
+  }
+
+  pendingFor(id: string): PendingSend[] {
+    return [...this.pending.values()].filter((p) => p.conversation_id === id).sort((a, b) => a.created_at - b.created_at);
+  }
+
+  statusOf(m: ChatMessage): MessageStatus {
+    return this.chat?.statusOf(m) ?? "sent";
+  }
+
+  send(id: string, text: string): void {
+    const chat = this.need();
+    this.openConv?.typing(false);
+    chat.sendText(id, text).catch((err) => {
+      console.warn("edge-chat: send failed", err);
+    });
+  }
+
+  /** Drops a failed send from view. */
+  dismiss(clientMessageId: string): void {
+    this.pending.delete(clientMessageId);
+    this.changed();
+  }
+
+  /** Call on every keystroke in the composer. */
+  typed(active: boolean): void {
+    this.openConv?.typing(active);
+  }
+
+  typingIn(id: string): string[] {
+    const byUser = this.typing.get(id);
+    if (!byUser) return [];
+    const now = Date.now();
+    return [...byUser.entries()].filter(([, until]) => until > now).map(([user]) => user);
+  }
+
+  private expireTyping(): void {
+    const now = Date.now();
+    let any = false;
+    for (const byUser of this.typing.values()) {
+      for (const [user, until] of byUser) {
+        if (until <= now) {
+          byUser.delete(user);
+          any = true;
+        }
+      }
+    }
+    if (any) this.changed();
+  }
+}
+
+/** Messages that count as unread (CONTRACT.md section 5: server kinds never do). */
+function counts(m: ChatMessage): boolean {
+  return m.kind === "text" || m.kind === "media" || m.kind === "encrypted";
+}
+
+export function normalizeHandle(h: string): string {
+  return h.trim().replace(/^@/, "").toLowerCase();
+}
+
+function deviceName(): string {
+  const ua = typeof navigator !== "undefined" ? navigator.userAgent : "";
+  const browser = /Firefox\//.test(ua) ? "Firefox" : /Edg\//.test(ua) ? "Edge" : /Chrome\//.test(ua) ? "Chrome" : /Safari\//.test(ua) ? "Safari" : "Browser";
+  const os = /Android/.test(ua) ? "Android" : /iPhone|iPad/.test(ua) ? "iOS" : /Mac OS/.test(ua) ? "macOS" : /Windows/.test(ua) ? "Windows" : /Linux/.test(ua) ? "Linux" : "";
+  return `${browser}${os ? ` on ${os}` : ""}`;
+}

@@ -1,0 +1,305 @@
+/** The left pane: who you are, new chats and groups, notifications, the conversation list. */
+import { useEffect, useRef, useState } from "preact/hooks";
+import type { ConversationSummary } from "@edge-chat/sdk";
+import { shortWhen } from "./format";
+import { describeError } from "./model";
+import { currentPushState, disablePush, enablePush, type PushState } from "./push";
+import { Avatar, Icon, useModel } from "./ui";
+
+type Panel = "direct" | "group" | null;
+
+export function Sidebar(props: { onOpen: (id: string) => void }) {
+  const model = useModel();
+  const [panel, setPanel] = useState<Panel>(null);
+  const me = model.chat ? model.users.get(model.chat.userId) : undefined;
+  const offline = model.connection !== "connected";
+
+  return (
+    <aside class="sidebar" aria-label="Conversations">
+      <header class="bar">
+        {me && <Avatar id={me.user_id} name={me.display_name || me.handle} size="sm" />}
+        <div class="who">
+          <strong data-testid="me-handle">{me ? me.display_name || me.handle : ""}</strong>
+          <span class={`conn ${model.connection}`} role="status" data-testid="connection-state">
+            {model.connection === "connected" ? `@${me?.handle ?? ""}` : model.connection === "connecting" ? "Connecting…" : "Offline"}
+          </span>
+        </div>
+        <button
+          class="icon-button"
+          data-testid="new-direct"
+          aria-label="New chat"
+          title="New chat"
+          aria-expanded={panel === "direct"}
+          aria-controls="new-direct-panel"
+          onClick={() => setPanel(panel === "direct" ? null : "direct")}
+        >
+          <Icon name="edit" />
+        </button>
+        <button
+          class="icon-button"
+          data-testid="new-group"
+          aria-label="New group"
+          title="New group"
+          aria-expanded={panel === "group"}
+          aria-controls="new-group-panel"
+          onClick={() => setPanel(panel === "group" ? null : "group")}
+        >
+          <Icon name="group" />
+        </button>
+        <PushToggle />
+        <button class="icon-button" data-testid="logout" aria-label="Sign out" title="Sign out" onClick={() => void model.logout()}>
+          <Icon name="logout" />
+        </button>
+      </header>
+      {offline && model.phase === "ready" && (
+        <p class="offline-banner" role="status">
+          {model.connection === "connecting" ? "Connecting…" : "You are offline. Messages you send will go out when you are back."}
+        </p>
+      )}
+      {panel === "direct" && (
+        <NewDirect
+          onDone={(id) => {
+            setPanel(null);
+            if (id) props.onOpen(id);
+          }}
+        />
+      )}
+      {panel === "group" && (
+        <NewGroup
+          onDone={(id) => {
+            setPanel(null);
+            if (id) props.onOpen(id);
+          }}
+        />
+      )}
+      <ConversationList onOpen={props.onOpen} />
+    </aside>
+  );
+}
+
+function NewDirect(props: { onDone: (id: string | null) => void }) {
+  const model = useModel();
+  const [handle, setHandle] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const input = useRef<HTMLInputElement>(null);
+  useEffect(() => input.current?.focus(), []);
+  return (
+    <form
+      id="new-direct-panel"
+      class="panel"
+      aria-label="New chat"
+      onSubmit={async (e) => {
+        e.preventDefault();
+        setBusy(true);
+        setError(null);
+        try {
+          props.onDone(await model.startDirect(handle));
+        } catch (err) {
+          setError(describeError(err));
+          setBusy(false);
+        }
+      }}
+      onKeyDown={(e) => e.key === "Escape" && props.onDone(null)}
+    >
+      <label for="new-direct-handle">Start a chat with</label>
+      <div class="row">
+        <input
+          ref={input}
+          id="new-direct-handle"
+          data-testid="new-direct-handle"
+          placeholder="handle"
+          autocapitalize="none"
+          spellcheck={false}
+          autocomplete="off"
+          value={handle}
+          onInput={(e) => setHandle(e.currentTarget.value)}
+        />
+        <button type="submit" class="primary" data-testid="new-direct-start" disabled={busy}>
+          {busy ? "…" : "Start chat"}
+        </button>
+      </div>
+      {error && (
+        <p class="form-error" role="alert">
+          {error}
+        </p>
+      )}
+    </form>
+  );
+}
+
+function NewGroup(props: { onDone: (id: string | null) => void }) {
+  const model = useModel();
+  const [name, setName] = useState("");
+  const [members, setMembers] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const input = useRef<HTMLInputElement>(null);
+  useEffect(() => input.current?.focus(), []);
+  return (
+    <form
+      id="new-group-panel"
+      class="panel"
+      aria-label="New group"
+      onSubmit={async (e) => {
+        e.preventDefault();
+        setBusy(true);
+        setError(null);
+        try {
+          props.onDone(await model.createGroup(name, members.split(/[\s,]+/)));
+        } catch (err) {
+          setError(describeError(err));
+          setBusy(false);
+        }
+      }}
+      onKeyDown={(e) => e.key === "Escape" && props.onDone(null)}
+    >
+      <label for="new-group-name">Group name</label>
+      <input ref={input} id="new-group-name" data-testid="new-group-name" required maxLength={100} value={name} onInput={(e) => setName(e.currentTarget.value)} />
+      <label for="new-group-members">Members</label>
+      <input
+        id="new-group-members"
+        data-testid="new-group-members"
+        placeholder="handles, separated by commas"
+        autocapitalize="none"
+        spellcheck={false}
+        autocomplete="off"
+        aria-describedby="new-group-members-hint"
+        value={members}
+        onInput={(e) => setMembers(e.currentTarget.value)}
+      />
+      <small id="new-group-members-hint" class="hint">
+        For example: alice, bob
+      </small>
+      <div class="row end">
+        <button type="button" class="secondary" onClick={() => props.onDone(null)}>
+          Cancel
+        </button>
+        <button type="submit" class="primary" data-testid="new-group-create" disabled={busy}>
+          {busy ? "Creating…" : "Create group"}
+        </button>
+      </div>
+      {error && (
+        <p class="form-error" role="alert">
+          {error}
+        </p>
+      )}
+    </form>
+  );
+}
+
+function PushToggle() {
+  const model = useModel();
+  const chat = model.chat;
+  const [state, setState] = useState<PushState>("off");
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    if (chat) void currentPushState(chat).then(setState, () => setState("unsupported"));
+  }, [chat]);
+  if (!chat || state === "unsupported") return null;
+  const on = state === "on";
+  const label = state === "blocked" ? "Notifications are blocked in this browser" : on ? "Turn notifications off" : "Turn notifications on";
+  return (
+    <button
+      class={`icon-button ${on ? "active" : ""}`}
+      data-testid="push-toggle"
+      aria-label={error ? `${label} (${error})` : label}
+      title={error ?? label}
+      aria-pressed={on}
+      disabled={state === "working" || state === "blocked"}
+      onClick={async () => {
+        setError(null);
+        setState("working");
+        try {
+          setState(on ? await disablePush(chat) : await enablePush(chat));
+        } catch (err) {
+          setError(describeError(err));
+          setState(on ? "on" : "off");
+        }
+      }}
+    >
+      <Icon name={on ? "bell" : "bellOff"} />
+    </button>
+  );
+}
+
+function ConversationList(props: { onOpen: (id: string) => void }) {
+  const model = useModel();
+  const list = model.sortedConversations();
+  if (model.listLoaded && list.length === 0) {
+    return (
+      <div class="empty-list">
+        <p>No conversations yet.</p>
+        <p class="muted">Start one with the pencil button above.</p>
+      </div>
+    );
+  }
+  return (
+    <nav class="conversations" aria-label="Conversation list">
+      <ul role="list">
+        {list.map((c) => (
+          <li key={c.conversation_id}>
+            <ConversationItem c={c} open={model.openId === c.conversation_id} onOpen={props.onOpen} />
+          </li>
+        ))}
+      </ul>
+    </nav>
+  );
+}
+
+function ConversationItem(props: { c: ConversationSummary; open: boolean; onOpen: (id: string) => void }) {
+  const model = useModel();
+  const { c } = props;
+  const title = model.titleOf(c);
+  const peer = model.peerOf(c);
+  const online = peer ? model.presence.get(peer)?.status === "online" : undefined;
+  const typing = model.typingIn(c.conversation_id);
+  const last = c.last_message;
+  const mine = last && last.sender_id === model.chat?.userId;
+  const preview = typing.length
+    ? "typing…"
+    : last
+      ? `${mine ? "You: " : c.type === "group" ? `${model.nameOf(last.sender_id)}: ` : ""}${previewText(last)}`
+      : c.type === "group"
+        ? `${c.members.length} members`
+        : "No messages yet";
+  const unread = c.unread_count;
+  const label = [title, online ? "online" : null, unread ? `${unread} unread` : null, preview].filter(Boolean).join(", ");
+  return (
+    <button
+      class={`conversation ${props.open ? "open" : ""} ${unread ? "has-unread" : ""}`}
+      data-testid="conversation-item"
+      data-conversation-id={c.conversation_id}
+      aria-current={props.open ? "true" : undefined}
+      aria-label={label}
+      onClick={() => props.onOpen(c.conversation_id)}
+    >
+      <Avatar id={peer ?? c.conversation_id} name={title} online={online} group={c.type === "group"} />
+      <span class="conv-main">
+        <span class="conv-top">
+          <span class="conv-title" data-testid="conversation-title">
+            {title}
+          </span>
+          {last && <time class="conv-time">{shortWhen(last.created_at)}</time>}
+        </span>
+        <span class="conv-bottom">
+          <span class={`conv-preview ${typing.length ? "typing" : ""}`}>{preview}</span>
+          {unread > 0 && (
+            <span class="badge" data-testid="unread-badge" aria-hidden="true">
+              {unread}
+            </span>
+          )}
+        </span>
+      </span>
+    </button>
+  );
+}
+
+function previewText(m: { kind: string; text?: string; deleted?: boolean }): string {
+  if (m.deleted) return "Message deleted";
+  if (m.kind === "text") return m.text ?? "";
+  if (m.kind === "media") return "📎 Attachment";
+  if (m.kind === "encrypted") return m.text ?? "🔒 Encrypted message";
+  if (m.kind === "call") return "📞 Call";
+  return "";
+}
