@@ -48,6 +48,8 @@ export interface ClientOptions {
   /** Ping an idle socket this often (25 s); a ping unanswered for `pongTimeoutMs` (10 s) means dead. */
   pingIntervalMs?: number;
   pongTimeoutMs?: number;
+  /** An opening handshake not done within this long is abandoned and retried (10 s). */
+  connectTimeoutMs?: number;
   /** Post `delivered` markers for messages this device receives (default true). */
   autoDelivered?: boolean;
 }
@@ -90,6 +92,8 @@ export class ChatClient extends Emitter<ChatEvents> {
   private readonly deliveredTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly deliveredUpTo = new Map<string, number>();
   private readonly codecs = new Map<string, ConversationCodec>();
+  /** Conversations whose `removed` was announced, so the socket's 4403 and the stream's event make one. */
+  private readonly removedSent = new Set<string>();
   private sync!: SyncState;
   private closed = false;
   private failed = false;
@@ -152,11 +156,13 @@ export class ChatClient extends Emitter<ChatEvents> {
       backoff: options.backoff,
       pingIntervalMs: options.pingIntervalMs,
       pongTimeoutMs: options.pongTimeoutMs,
+      connectTimeoutMs: options.connectTimeoutMs,
       onFrame: (frame) => this.onDeviceEvent(frame as ChatEvents["event"]),
       // The replay is sent before anything else: the first pong comes after all of it.
       onOpen: (socket) => socket.ping(),
       onState: (state) => this.onState(state),
       onClose: (code) => (code === CLOSE_UNAUTHORIZED ? "stop" : "retry"),
+      onRefused: () => this.checkToken(),
     });
     this.outbox = new Outbox(storage, {
       send: (entry) => this.postEntry(entry),
@@ -295,11 +301,23 @@ export class ChatClient extends Emitter<ChatEvents> {
       backoff: this.options.backoff,
       pingIntervalMs: this.options.pingIntervalMs,
       pongTimeoutMs: this.options.pongTimeoutMs,
+      connectTimeoutMs: this.options.connectTimeoutMs,
       forward: (type, payload) => {
         if (type === "receipt") return this.applyReceipt(payload as Receipt);
-        if (type === "typing" || type === "presence" || type === "removed") this.emit(type, payload as never);
+        if (type === "removed") return this.announceRemoved(conversationId);
+        if (type === "typing" || type === "presence") this.emit(type, payload as never);
       },
       onClosed: () => this.open_.delete(conversationId),
+      onRefused: async () => {
+        try {
+          await this.getConversation(conversationId);
+          return "retry";
+        } catch (err) {
+          if (!(err instanceof ChatError)) return "retry";
+          if (err.status === 403 || err.status === 404) return "removed";
+          return err.status === 401 ? "stop" : "retry";
+        }
+      },
     });
     this.open_.set(conversationId, conv);
     return conv;
@@ -314,18 +332,20 @@ export class ChatClient extends Emitter<ChatEvents> {
    * on the same storage.
    */
   async sendText(conversationId: string, text: string): Promise<ChatMessage> {
-    const encoded = await this.codecFor(conversationId).encodeText(conversationId, text);
     const entry: OutboxEntry = {
       client_message_id: newClientMessageId(),
       conversation_id: conversationId,
-      kind: encoded.kind,
-      content: encoded.content,
+      kind: "text",
+      content: "",
       text,
+      encoded: false,
       created_at: Date.now(),
       attempts: 0,
     };
+    // In the outbox (and so in `pending()`) before the first await; stored before it is tried.
+    const acked = this.outbox.add(entry);
     this.emit("status", { conversation_id: conversationId, client_message_id: entry.client_message_id, status: "pending" });
-    return this.decode(await this.outbox.add(entry));
+    return this.decode(await acked);
   }
 
   /** Sends not yet acknowledged, oldest first. */
@@ -383,12 +403,27 @@ export class ChatClient extends Emitter<ChatEvents> {
   // ---- internals -------------------------------------------------------------
 
   private async postEntry(entry: OutboxEntry): Promise<Message> {
+    // Encoded at its first attempt, then stored: retries resend the very same bytes.
+    if (!entry.encoded) {
+      const encoded = await this.codecFor(entry.conversation_id).encodeText(entry.conversation_id, entry.text ?? "");
+      this.outbox.update(entry, { kind: encoded.kind, content: encoded.content, encoded: true });
+    }
     return this.http.request<Message>("POST", `/v1/conversations/${encodeURIComponent(entry.conversation_id)}/messages`, {
       client_message_id: entry.client_message_id,
       kind: entry.kind,
       content: entry.content,
       ...(entry.media_id ? { media_id: entry.media_id } : {}),
     });
+  }
+
+  /** Why an upgrade was refused, as far as it matters: a bad token stops retrying. */
+  private async checkToken(): Promise<"retry" | "stop"> {
+    try {
+      await this.http.request("GET", "/v1/me");
+      return "retry";
+    } catch (err) {
+      return err instanceof ChatError && err.status === 401 ? "stop" : "retry";
+    }
   }
 
   private onState(state: ConnectionState): void {
@@ -431,6 +466,7 @@ export class ChatClient extends Emitter<ChatEvents> {
         const conversation = event.conversation as Conversation;
         this.remember(conversation);
         this.noteEncryption(conversation);
+        this.removedSent.delete(conversation.conversation_id);
         toEmit.push(() => this.emit("conversation", conversation));
         break;
       }
@@ -438,7 +474,7 @@ export class ChatClient extends Emitter<ChatEvents> {
         const conversation_id = String(event.conversation_id);
         this.sync.forget(conversation_id);
         this.open_.get(conversation_id)?.close();
-        toEmit.push(() => this.emit("removed", { conversation_id }));
+        toEmit.push(() => this.announceRemoved(conversation_id));
         break;
       }
     }
@@ -486,6 +522,12 @@ export class ChatClient extends Emitter<ChatEvents> {
       // history is a best effort here: the stream itself goes on
     }
     return out;
+  }
+
+  private announceRemoved(conversationId: string): void {
+    if (this.removedSent.has(conversationId)) return;
+    this.removedSent.add(conversationId);
+    this.emit("removed", { conversation_id: conversationId });
   }
 
   private applyReceipt(r: Receipt): void {

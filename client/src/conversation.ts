@@ -21,11 +21,13 @@ export interface OpenConversationEvents extends Record<string, unknown> {
 /** A `start` is renewed this often while typing goes on: the server ends one after 6 s. */
 const TYPING_RENEW_MS = 3_000;
 
-export interface OpenConversationOptions extends Pick<ReconnectingSocketOptions, "WebSocket" | "backoff" | "pingIntervalMs" | "pongTimeoutMs"> {
+export interface OpenConversationOptions extends Pick<ReconnectingSocketOptions, "WebSocket" | "backoff" | "pingIntervalMs" | "pongTimeoutMs" | "connectTimeoutMs"> {
   url: () => string | Promise<string>;
   /** Called for every event, so the client can re-emit and keep receipts. */
   forward: <K extends keyof OpenConversationEvents>(type: K, payload: OpenConversationEvents[K]) => void;
   onClosed: () => void;
+  /** Why the upgrade was refused: `removed` when no longer a member, `stop` on a bad token. */
+  onRefused: () => Promise<"retry" | "stop" | "removed">;
 }
 
 export class OpenConversation extends Emitter<OpenConversationEvents> {
@@ -44,6 +46,7 @@ export class OpenConversation extends Emitter<OpenConversationEvents> {
       backoff: options.backoff,
       pingIntervalMs: options.pingIntervalMs,
       pongTimeoutMs: options.pongTimeoutMs,
+      connectTimeoutMs: options.connectTimeoutMs,
       onFrame: (frame) => this.onFrame(frame),
       onState: (state) => this.fire("state", state),
       onClose: (code) => {
@@ -52,6 +55,11 @@ export class OpenConversation extends Emitter<OpenConversationEvents> {
           return "stop";
         }
         return code === CLOSE_UNAUTHORIZED ? "stop" : "retry";
+      },
+      onRefused: async () => {
+        const why = await options.onRefused();
+        if (why === "removed") this.fire("removed", { conversation_id: this.conversationId });
+        return why === "retry" ? "retry" : "stop";
       },
     });
     void this.socket.start().catch(() => undefined);

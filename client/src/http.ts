@@ -49,14 +49,23 @@ export class Http {
       throw new ChatError("network", `${method} ${path}: ${(err as Error).message ?? String(err)}`);
     }
     if (res.status === 204) return undefined as T;
-    const text = await res.text().catch(() => "");
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      // The connection broke inside the answer: as good as no answer.
+      throw new ChatError("network", `${method} ${path}: answer cut short (${(err as Error).message})`);
+    }
     let json: unknown = undefined;
     try {
       json = text ? JSON.parse(text) : undefined;
     } catch {
       // a proxy's HTML error page, say: reported below by status
     }
-    if (res.ok) return json as T;
+    if (res.ok) {
+      if (json === undefined) throw new ChatError("network", `${method} ${path}: ${res.status} without a readable body`, 0);
+      return json as T;
+    }
     const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
     const retryAfter = Number(res.headers.get("retry-after") ?? NaN);
     throw new ChatError(

@@ -52,10 +52,16 @@ export class Outbox {
   /** Stores the entry, then starts sending; resolves once it is acknowledged. */
   async add(entry: OutboxEntry): Promise<Message> {
     this.entries.push(entry);
-    await this.persist();
     const acked = new Promise<Message>((resolve, reject) => this.waiters.set(entry.client_message_id, { resolve, reject }));
+    await this.persist();
     this.pump();
     return acked;
+  }
+
+  /** Changes a stored entry (its encoded content, say) and stores the change. */
+  update(entry: OutboxEntry, change: Partial<OutboxEntry>): void {
+    Object.assign(entry, change);
+    void this.persist();
   }
 
   /** Tries every conversation's head entry now (after a reconnect, say), skipping waits. */

@@ -24,6 +24,8 @@ export interface HeartbeatOptions {
   pingIntervalMs?: number;
   /** How long a ping may go unanswered before the connection counts as dead, ms (default 10 s). */
   pongTimeoutMs?: number;
+  /** How long an opening handshake may take before it is abandoned and retried, ms (default 10 s). */
+  connectTimeoutMs?: number;
 }
 
 export type WebSocketLike = typeof WebSocket;
@@ -39,6 +41,11 @@ export interface ReconnectingSocketOptions extends HeartbeatOptions {
   onOpen?: (socket: ReconnectingSocket) => void | Promise<void>;
   /** Decides on every close; the default retries everything but 4401. */
   onClose?: (code: number, reason: string) => CloseVerdict;
+  /**
+   * A socket that never opened tells nothing of why (browsers hide the upgrade's status):
+   * this finds out, e.g. by checking the token over HTTP. Default: retry.
+   */
+  onRefused?: () => Promise<CloseVerdict>;
 }
 
 const PING = JSON.stringify({ type: "ping" });
@@ -136,8 +143,22 @@ export class ReconnectingSocket {
       return this.scheduleRetry();
     }
     this.ws = ws;
+    let opened = false;
+    // A connection cut during the handshake may never report open or close: give up on it.
+    const handshake = setTimeout(() => {
+      if (this.ws !== ws || opened) return;
+      this.ws = null;
+      try {
+        ws.close();
+      } catch {
+        // closing a socket that is still connecting may throw in some runtimes
+      }
+      this.scheduleRetry();
+    }, this.options.connectTimeoutMs ?? 10_000);
     ws.onopen = () => {
+      clearTimeout(handshake);
       if (this.ws !== ws) return;
+      opened = true;
       this.backoff.connected();
       this.armHeartbeat();
       // Not chained on `frames`: an open handler may wait (ping) for frames to be handled.
@@ -167,7 +188,18 @@ export class ReconnectingSocket {
       }
       this.frames = this.frames.then(() => this.options.onFrame(frame)).catch(() => ws.close(4000, "frame handler failed"));
     };
-    ws.onclose = (event: CloseEvent) => this.onDisconnect(ws, event.code, event.reason);
+    ws.onclose = (event: CloseEvent) => {
+      clearTimeout(handshake);
+      if (opened || !this.options.onRefused) return this.onDisconnect(ws, event.code, event.reason);
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.clearTimers();
+      this.setState("disconnected");
+      void this.options.onRefused().then(
+        (verdict) => (verdict === "stop" ? this.fail() : this.scheduleRetry()),
+        () => this.scheduleRetry(),
+      );
+    };
     ws.onerror = () => {
       // a close event follows every error; the retry is decided there
     };
@@ -181,12 +213,15 @@ export class ReconnectingSocket {
     for (const waiter of this.pongWaiters.splice(0)) waiter();
     if (this.stopped) return this.setState("disconnected");
     const verdict = this.options.onClose?.(code, reason) ?? (code === CLOSE_UNAUTHORIZED ? "stop" : "retry");
-    if (verdict === "stop") {
-      this.stopped = true;
-      return this.setState("failed");
-    }
+    if (verdict === "stop") return this.fail();
     this.setState("disconnected");
     this.scheduleRetry();
+  }
+
+  private fail(): void {
+    if (this.stopped && this.state === "disconnected") return;
+    this.stopped = true;
+    this.setState("failed");
   }
 
   private scheduleRetry(): void {

@@ -47,6 +47,8 @@ export interface OutboxEntry {
   /** The plaintext, for showing the pending message. */
   text?: string;
   media_id?: string;
+  /** Whether `kind`/`content` are final (encrypted, in an encrypted conversation). */
+  encoded: boolean;
   created_at: number;
   attempts: number;
 }
