@@ -331,6 +331,20 @@ export class AppModel {
     });
     this.namesOf(c);
     this.changed();
+    const peer = this.peerOf(c);
+    if (!known && peer && !this.presence.has(peer)) void this.presenceOf(peer);
+  }
+
+  private async presenceOf(userId: string): Promise<void> {
+    const chat = this.chat;
+    try {
+      const p = await chat?.presence(userId);
+      if (!p || chat !== this.chat) return;
+      this.presence.set(userId, p);
+      this.changed();
+    } catch {
+      // not shared (yet), or offline
+    }
   }
 
   /** The other member of a direct conversation. */
@@ -390,15 +404,7 @@ export class AppModel {
       const peer = this.peerOf(c);
       if (peer) peers.add(peer);
     }
-    for (const peer of peers) {
-      try {
-        this.presence.set(peer, await chat.presence(peer));
-        if (chat !== this.chat) return;
-        this.changed();
-      } catch {
-        // not shared any more, or offline: keep what we had
-      }
-    }
+    for (const peer of peers) await this.presenceOf(peer);
   }
 
   // ---- starting conversations -------------------------------------------------------
@@ -592,7 +598,7 @@ export class AppModel {
 
   send(id: string, text: string): void {
     const chat = this.need();
-    this.openConv?.typing(false);
+    this.typed(false);
     chat.sendText(id, text).catch((err) => {
       console.warn("edge-chat: send failed", err);
     });
@@ -606,8 +612,20 @@ export class AppModel {
 
   /** Call on every keystroke in the composer. */
   typed(active: boolean): void {
-    this.openConv?.typing(active);
+    const conv = this.openConv;
+    if (!conv) return;
+    this.typingWanted = active;
+    if (conv.state === "connected" || !active) return conv.typing(active);
+    // The SDK drops a typing frame sent before its socket is open (and then waits 3 s to renew):
+    // say it once the socket is up, if the user is still typing then.
+    void conv.ready().then(
+      () => {
+        if (this.openConv === conv && this.typingWanted) conv.typing(true);
+      },
+      () => undefined,
+    );
   }
+  private typingWanted = false;
 
   typingIn(id: string): string[] {
     const byUser = this.typing.get(id);

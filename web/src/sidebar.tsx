@@ -283,7 +283,7 @@ function ConversationItem(props: { c: ConversationSummary; open: boolean; onOpen
           {last && <time class="conv-time">{shortWhen(last.created_at)}</time>}
         </span>
         <span class="conv-bottom">
-          <span class={`conv-preview ${typing.length ? "typing" : ""}`}>{preview}</span>
+          <span class={`conv-preview ${typing.length ? "is-typing" : ""}`}>{preview}</span>
           {unread > 0 && (
             <span class="badge" data-testid="unread-badge" aria-hidden="true">
               {unread}
