@@ -5,7 +5,7 @@
 // applies the D1 migrations to the local state, then runs `wrangler dev` on that same state.
 import { spawn, spawnSync } from "node:child_process";
 import { createHash, generateKeyPairSync } from "node:crypto";
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -73,11 +73,12 @@ for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => dev.kill(si
 dev.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 
 /**
- * Runs a build (`node ...args` in the repo) unless its output is known to come from the
- * current sources. The record is a list of (sources hash, output hash) pairs that a build
- * produced, kept in node_modules/.cache: a copy of the tree (the e2e snapshot, which links
- * node_modules) with the same sources and the same output skips the build too, and an
- * output edited or built from other sources does not.
+ * Runs a build (`node ...args` in the repo) unless its output is current: every output file
+ * newer than every source (what `npm run build` leaves), or a (sources hash, output hash)
+ * pair that an earlier build recorded in node_modules/.cache. The record serves copies of
+ * the tree whose file times say nothing (the e2e snapshot links node_modules, so it shares
+ * it): same sources and same output, no build; an output edited or built from other
+ * sources is rebuilt. Building in place while a server runs there would hot-reload it.
  */
 function buildIfStale(name, inputs, output, args) {
   const record = join(root, "node_modules", ".cache", "edge-chat", "builds.json");
@@ -87,41 +88,51 @@ function buildIfStale(name, inputs, output, args) {
   } catch {
     // first build here
   }
-  const sources = treeHash(inputs.map((p) => join(root, p)), [join(root, output)]);
-  const key = (out) => `${name}:${sources}:${out}`;
-  if (existsSync(join(root, output)) && seen.includes(key(treeHash([join(root, output)], [])))) return;
+  const outDir = join(root, output);
+  const sources = scanTree(inputs.map((p) => join(root, p)), [outDir]);
+  const key = (out) => `${name}:${sources.hash}:${out.hash}`;
+  const remember = (out) => {
+    const next = [...seen.filter((k) => k !== key(out)).slice(-40), key(out)];
+    mkdirSync(dirname(record), { recursive: true });
+    const tmp = `${record}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(next));
+    renameSync(tmp, record);
+  };
+  if (existsSync(outDir)) {
+    const out = scanTree([outDir], []);
+    if (out.files > 0 && seen.includes(key(out))) return;
+    if (out.files > 0 && out.oldest >= sources.newest) return remember(out);
+  }
   console.log(`building ${output} (${name} sources changed)`);
   const run = spawnSync(process.execPath, args, { cwd: root, env: { ...process.env, WRANGLER_SEND_METRICS: "false" }, stdio: "inherit" });
   if (run.status !== 0) {
     console.error(`the ${name} build failed`);
     process.exit(run.status ?? 1);
   }
-  const next = [...seen.filter((k) => !k.startsWith(`${name}:`)).slice(-20), key(treeHash([join(root, output)], []))];
-  mkdirSync(dirname(record), { recursive: true });
-  const tmp = `${record}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(next));
-  renameSync(tmp, record);
+  remember(scanTree([outDir], []));
 }
 
-/** One hash of every file under `paths` (files or directories), by relative path and content. */
-function treeHash(paths, exclude) {
+/** Every file under `paths` (files or directories): one hash of relative paths and contents, the count, the oldest and newest mtime. */
+function scanTree(paths, exclude) {
   const hash = createHash("sha256");
   const skip = new Set(["node_modules", ".git", ".wrangler"]);
+  const out = { hash: "", files: 0, oldest: Infinity, newest: 0 };
   const walk = (path) => {
     if (exclude.includes(path) || !existsSync(path)) return;
-    let entries = null;
-    try {
-      entries = readdirSync(path, { withFileTypes: true });
-    } catch {
-      hash.update(`${relative(root, path)}\0`).update(readFileSync(path)).update("\0");
+    const stat = statSync(path);
+    if (stat.isDirectory()) {
+      const names = readdirSync(path).sort();
+      for (const name of names) if (!skip.has(name)) walk(join(path, name));
       return;
     }
-    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      if (!skip.has(e.name)) walk(join(path, e.name));
-    }
+    hash.update(`${relative(root, path)}\0`).update(readFileSync(path)).update("\0");
+    out.files++;
+    out.oldest = Math.min(out.oldest, stat.mtimeMs);
+    out.newest = Math.max(out.newest, stat.mtimeMs);
   };
   for (const p of paths) walk(p);
-  return hash.digest("hex").slice(0, 32);
+  out.hash = hash.digest("hex").slice(0, 32);
+  return out;
 }
 
 /**

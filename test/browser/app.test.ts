@@ -7,7 +7,8 @@
  * The tests run in order and share the story: sign-up, a direct chat both ways with ticks
  * up to `read`, typing, unread badges, a group made in the app, a send while offline
  * delivered exactly once, reload keeping session and history, and history paged on scroll.
- * Screenshots go to docs/screenshots/ (the README shows two of them).
+ * Screenshots go to docs/screenshots/ with UPDATE_SCREENSHOTS=1 (the README shows two of
+ * them: desktop.png and phone.png), else to $TMPDIR/edge-chat-screenshots.
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -32,7 +33,9 @@ const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
-const SHOTS = join(ROOT, "docs", "screenshots");
+// The README's screenshots are refreshed with UPDATE_SCREENSHOTS=1; other runs write theirs to
+// the temporary directory, so that a test run leaves the tree as it was.
+const SHOTS = /^(1|true|yes)$/i.test(process.env.UPDATE_SCREENSHOTS ?? "") ? join(ROOT, "docs", "screenshots") : join(tmpdir(), "edge-chat-screenshots");
 const PASSWORD = "correct horse battery";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -274,10 +277,46 @@ describe.skipIf(!existsSync(CHROMIUM))("web app in Chromium", () => {
     expect(await alice.getByTestId("auth-handle").count()).toBe(0);
     // The URL kept the open conversation.
     await until("history after reload", async () => JSON.stringify((await shown(alice)).map((m) => [m.seq, m.text])) === JSON.stringify(before.map((m) => [m.seq, m.text])));
-    await until("ticks after reload", async () => (await shown(alice)).filter((m) => m.status).every((m) => m.status === "read" || m.status === "delivered"));
+    // Alice's own four, with their ticks (kept in IndexedDB with the sync state).
+    await until("ticks after reload", async () => {
+      const mine = (await shown(alice)).filter((m) => m.status);
+      return mine.length === 4 && mine.every((m) => m.status === "read" || m.status === "delivered");
+    });
     // And still live after it.
     await send(bob, "Back at home?");
     await until("a live message after reload", async () => (await withText(alice, "Back at home?").count()) === 1);
+  });
+
+  it("signs in on a second device, which has the list and the history; signs out", async () => {
+    const second = await browser.newContext({ baseURL: server.baseUrl, viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    try {
+      const page = await second.newPage();
+      page.on("pageerror", (err) => errors.push(`alice (second device): ${err.message}`));
+      await page.goto("/");
+      await page.getByTestId("auth-handle").fill(names.alice);
+      await page.getByTestId("auth-password").fill("not the password");
+      await page.getByTestId("auth-login").click();
+      await until("the sign-in error", async () => ((await page.getByTestId("auth-error").textContent()) ?? "").includes("Wrong handle or password"));
+      await page.getByTestId("auth-password").fill(PASSWORD);
+      await page.getByTestId("auth-password").press("Enter");
+      await page.getByTestId("new-direct").waitFor();
+      const items = page.getByTestId("conversation-item");
+      await until("three conversations", async () => (await items.count()) === 3);
+      // The same unread count as on the first device: it is the user's, not the device's.
+      await until("carol's badge", async () => (await items.filter({ has: page.getByText(shownAs.carol, { exact: true }) }).getByTestId("unread-badge").textContent()) === "1");
+      await items.filter({ has: page.getByText(shownAs.bob, { exact: true }) }).click();
+      await until("the direct chat's history", async () => JSON.stringify((await shown(page)).map((m) => m.seq)) === JSON.stringify(["1", "2", "3", "4", "5", "6", "7"]));
+      await page.getByTestId("back").click();
+      await page.getByTestId("logout").click();
+      await page.getByTestId("auth-handle").waitFor();
+      await page.reload();
+      await page.getByTestId("auth-handle").waitFor();
+    } finally {
+      await second.close();
+    }
+    // The first device is still signed in and live.
+    await send(bob, "Still there?");
+    await until("alice's first device still live", async () => (await withText(alice, "Still there?").count()) === 1);
   });
 
   it("pages history when scrolled to the top", async () => {

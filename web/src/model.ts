@@ -289,7 +289,26 @@ export class AppModel {
     return [...this.conversations.values()].sort((a, b) => activityOf(b) - activityOf(a) || (b.last_message?.seq ?? 0) - (a.last_message?.seq ?? 0));
   }
 
-  async refreshList(): Promise<void> {
+  private listRefresh: Promise<void> | null = null;
+  private listAgain = false;
+
+  /** Reloads the list from the server; calls while one runs make one more run after it. */
+  refreshList(): Promise<void> {
+    if (this.listRefresh) {
+      this.listAgain = true;
+      return this.listRefresh;
+    }
+    this.listRefresh = this.loadList().finally(() => {
+      this.listRefresh = null;
+      if (this.listAgain) {
+        this.listAgain = false;
+        void this.refreshList();
+      }
+    });
+    return this.listRefresh;
+  }
+
+  private async loadList(): Promise<void> {
     const chat = this.chat;
     if (!chat) return;
     try {
