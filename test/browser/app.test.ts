@@ -21,6 +21,7 @@ import { ChatClient, MemoryStorage } from "../../client/src/index";
 // edits from resetting the server mid-run (see test/e2e/server.ts). Read when it loads.
 process.env.E2E_SNAPSHOT ??= "1";
 const { ROOT, TestServer } = await import("../e2e/server");
+type TestServer = import("../e2e/server").TestServer;
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
@@ -77,7 +78,7 @@ function shown(page: Page): Promise<Shown[]> {
 const withText = (page: Page, text: string): Locator => page.getByTestId("message").filter({ has: page.getByTestId("message-text").getByText(text, { exact: true }) });
 
 describe.skipIf(!existsSync(CHROMIUM))("web app in Chromium", () => {
-  let server: InstanceType<typeof TestServer>;
+  let server: TestServer;
   let browser: Browser;
   let desktop: BrowserContext;
   let phone: BrowserContext;
@@ -350,6 +351,39 @@ describe.skipIf(!existsSync(CHROMIUM))("web app in Chromium", () => {
     await until("the badge cleared", async () => (await group.getByTestId("unread-badge").count()) === 0);
   });
 
+  it("shows a Web Push as a notification naming the conversation (service worker)", async () => {
+    // Chromium cannot subscribe here (no push service, and contexts are incognito), so the
+    // push is handed to the service worker through the DevTools protocol, as the browser
+    // would after decrypting one: the payload the server sends (CONTRACT.md section 8).
+    const context = await browser.newContext({ baseURL: server.baseUrl });
+    try {
+      await context.grantPermissions(["notifications"], { origin: server.baseUrl });
+      const page = await context.newPage();
+      await page.goto("/");
+      await page.evaluate(async () => void (await navigator.serviceWorker.ready));
+      const cdp = await context.newCDPSession(page);
+      const registrations: { registrationId: string; scopeURL: string }[] = [];
+      cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => registrations.push(...e.registrations));
+      await cdp.send("ServiceWorker.enable");
+      const registration = await until("the service worker registration", () => registrations.find((r) => r.scopeURL === `${server.baseUrl}/`));
+      // No window of the app open: the notification is shown.
+      await page.goto("about:blank");
+      await cdp.send("ServiceWorker.deliverPushMessage", {
+        origin: server.baseUrl,
+        registrationId: registration.registrationId,
+        data: JSON.stringify({ type: "message", conversation_id: directId, seq: 7 }),
+      });
+      await sleep(1_000);
+      await page.goto("/");
+      const notifications = await page.evaluate(async () =>
+        (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({ title: n.title, tag: n.tag, body: n.body, data: n.data as unknown })),
+      );
+      expect(notifications).toEqual([{ title: "New message", tag: directId, body: "Open edge-chat to read it.", data: { url: `/c/${encodeURIComponent(directId)}` } }]);
+    } finally {
+      await context.close();
+    }
+  });
+
   it("has the section 16 controls and no page errors", async () => {
     for (const id of ["composer", "send-button", "attach-input", "new-direct"]) expect(await alice.getByTestId(id).count(), id).toBe(1);
     // Media upload is not built server-side yet: the input is there, and disabled.
@@ -358,6 +392,8 @@ describe.skipIf(!existsSync(CHROMIUM))("web app in Chromium", () => {
     // The composer and the controls are labelled for screen readers.
     expect(await alice.getByLabel("Message", { exact: true }).count()).toBe(1);
     expect(await alice.getByRole("button", { name: "Send" }).count()).toBe(1);
+    // The service worker that shows Web Push notifications is installed and active.
+    await expect(alice.evaluate(async () => (await navigator.serviceWorker.ready).active?.scriptURL)).resolves.toMatch(/\/sw\.js$/);
     expect(errors).toEqual([]);
   });
 });

@@ -30,11 +30,12 @@ export function ChatView(props: { id: string; onBack: () => void }) {
   const prepend = useRef<{ height: number; top: number; first: number | undefined } | null>(null);
   const composer = useRef<HTMLTextAreaElement>(null);
 
-  // A new conversation on screen: start at the bottom, focus the composer.
+  // A new conversation on screen: start at the bottom; focus the composer, except on phones
+  // (where focus opens the keyboard over the messages).
   useEffect(() => {
     stick.current = true;
     prepend.current = null;
-    composer.current?.focus({ preventScroll: true });
+    if (matchMedia("(min-width: 760px)").matches) composer.current?.focus({ preventScroll: true });
   }, [id]);
 
   const first = messages[0]?.seq;
