@@ -251,6 +251,7 @@ describe.skipIf(!existsSync(CHROMIUM))("web app in Chromium", () => {
     const offline = withText(alice, "Sent from a tunnel");
     await offline.waitFor();
     await expect(offline.getAttribute("data-status")).resolves.toBe("pending");
+    await alice.getByText("You are offline.", { exact: false }).waitFor();
     await sleep(2_000);
     // Still pending, and Bob has nothing yet.
     await expect(offline.getAttribute("data-status")).resolves.toBe("pending");
@@ -260,6 +261,7 @@ describe.skipIf(!existsSync(CHROMIUM))("web app in Chromium", () => {
     await desktop.setOffline(false);
     await until("bob gets it", async () => (await withText(bob, "Sent from a tunnel").count()) === 1, 45_000);
     await until("alice sees it delivered", async () => ["delivered", "read"].includes((await offline.getAttribute("data-status")) ?? ""), 45_000);
+    await alice.getByText("You are offline.", { exact: false }).waitFor({ state: "detached" });
     // Exactly once, on both sides, also a moment later (a retry must not duplicate it).
     await sleep(2_000);
     expect(await withText(alice, "Sent from a tunnel").count()).toBe(1);

@@ -66,6 +66,8 @@ export class AppModel {
   phase: Phase = "loading";
   chat: ChatClient | null = null;
   connection: ConnectionState = "disconnected";
+  /** What the browser says of the network (a socket can look open while it is down). */
+  online = typeof navigator === "undefined" ? true : navigator.onLine;
   /** Summaries by conversation id; `sortedConversations()` orders them. */
   conversations = new Map<string, ConversationSummary>();
   listLoaded = false;
@@ -237,7 +239,17 @@ export class AppModel {
     }));
     // A network that comes back: reconnect now rather than at the end of a backoff wait,
     // and the outbox goes out on `connected`.
-    const online = () => chat.reconnect();
+    const online = () => {
+      this.online = true;
+      this.changed();
+      chat.reconnect();
+    };
+    const offline = () => {
+      this.online = false;
+      this.changed();
+    };
+    window.addEventListener("offline", offline);
+    on.push(() => window.removeEventListener("offline", offline));
     const visible = () => this.markOpenRead();
     window.addEventListener("online", online);
     document.addEventListener("visibilitychange", visible);

@@ -12,7 +12,8 @@ export function Sidebar(props: { onOpen: (id: string) => void }) {
   const model = useModel();
   const [panel, setPanel] = useState<Panel>(null);
   const me = model.chat ? model.users.get(model.chat.userId) : undefined;
-  const offline = model.connection !== "connected";
+  // "connecting" alone is the header's business (every start goes through it); the banner is for real outages.
+  const offline = !model.online || model.connection === "disconnected" || model.connection === "failed";
 
   return (
     <aside class="sidebar" aria-label="Conversations">
@@ -20,8 +21,8 @@ export function Sidebar(props: { onOpen: (id: string) => void }) {
         {me && <Avatar id={me.user_id} name={me.display_name || me.handle} size="sm" />}
         <div class="who">
           <strong data-testid="me-handle">{me ? me.display_name || me.handle : ""}</strong>
-          <span class={`conn ${model.connection}`} role="status" data-testid="connection-state">
-            {model.connection === "connected" ? `@${me?.handle ?? ""}` : model.connection === "connecting" ? "Connecting…" : "Offline"}
+          <span class={`conn ${model.online ? model.connection : "disconnected"}`} role="status" data-testid="connection-state">
+            {!model.online ? "Offline" : model.connection === "connected" ? `@${me?.handle ?? ""}` : model.connection === "connecting" ? "Connecting…" : "Offline"}
           </span>
         </div>
         <button
@@ -53,7 +54,7 @@ export function Sidebar(props: { onOpen: (id: string) => void }) {
       </header>
       {offline && model.phase === "ready" && (
         <p class="offline-banner" role="status">
-          {model.connection === "connecting" ? "Connecting…" : "You are offline. Messages you send will go out when you are back."}
+          You are offline. Messages you send will go out when you are back.
         </p>
       )}
       {panel === "direct" && (
