@@ -191,7 +191,11 @@ export class AppModel {
     const on = this.unsubscribers;
     on.push(chat.on("message", (m) => this.onMessage(m)));
     on.push(chat.on("status", (s) => {
-      if (s.status === "sent" && s.message) this.onMessage(s.message);
+      if (s.status === "pending") {
+        // In the outbox already (before it is stored): show it at once.
+        const entry = chat.pending(s.conversation_id).find((e) => e.client_message_id === s.client_message_id);
+        if (entry && !this.acked.has(entry.client_message_id)) this.pending.set(entry.client_message_id, { ...entry });
+      } else if (s.status === "sent" && s.message) this.onMessage(s.message);
       else if (s.status === "failed") {
         const p = this.pending.get(s.client_message_id);
         if (p) this.pending.set(s.client_message_id, { ...p, failed: s.error ? describeError(s.error) : "not sent" });
