@@ -166,12 +166,26 @@ export class ChatClient extends Emitter<ChatEvents> {
     });
     this.outbox = new Outbox(storage, {
       send: (entry) => this.postEntry(entry),
-      acked: (entry, message) => void this.decode(message).then((m) => this.emit("status", { conversation_id: entry.conversation_id, client_message_id: entry.client_message_id, status: "sent", message: m })),
+      acked: async (entry, message) => {
+        const decoded = await this.decode(message);
+        this.emit("status", { conversation_id: entry.conversation_id, client_message_id: entry.client_message_id, status: "sent", message: decoded });
+      },
       failed: (entry, error) => this.emit("status", { conversation_id: entry.conversation_id, client_message_id: entry.client_message_id, status: "failed", error }),
       changed: (entries) => this.emit("outbox", entries),
       canSend: () => !this.closed && !this.failed,
     });
+    globalThis.addEventListener?.("online", this.onOnline);
   }
+
+  /**
+   * Browsers report a network that came back; sockets that looked open through the outage
+   * may be dead, and the outbox may be waiting out a long backoff: check both at once.
+   */
+  private readonly onOnline = () => {
+    this.device.probe();
+    for (const conv of this.open_.values()) conv.probe();
+    this.outbox.kick();
+  };
 
   get state(): ConnectionState {
     return this.failed ? "failed" : this.device.state;
@@ -206,6 +220,7 @@ export class ChatClient extends Emitter<ChatEvents> {
     for (const conv of [...this.open_.values()]) conv.close();
     for (const timer of this.deliveredTimers.values()) clearTimeout(timer);
     this.device.stop();
+    globalThis.removeEventListener?.("online", this.onOnline);
     this.clear();
   }
 
@@ -376,7 +391,6 @@ export class ChatClient extends Emitter<ChatEvents> {
 
   /** The status of a message: `pending` in the outbox, else from the other members' markers. */
   statusOf(message: Pick<ChatMessage, "conversation_id" | "client_message_id"> & { seq?: number }): MessageStatus {
-    if (this.outbox.pending(message.conversation_id).some((e) => e.client_message_id === message.client_message_id)) return "pending";
     if (message.seq === undefined) return "pending";
     return this.sync.statusOf(message.conversation_id, message.seq, this.userId);
   }
@@ -473,8 +487,8 @@ export class ChatClient extends Emitter<ChatEvents> {
       case "removed": {
         const conversation_id = String(event.conversation_id);
         this.sync.forget(conversation_id);
-        this.open_.get(conversation_id)?.close();
-        toEmit.push(() => this.announceRemoved(conversation_id));
+        const open = this.open_.get(conversation_id);
+        toEmit.push(() => (open ? open.removed() : this.announceRemoved(conversation_id)));
         break;
       }
     }

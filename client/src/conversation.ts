@@ -48,6 +48,9 @@ export class OpenConversation extends Emitter<OpenConversationEvents> {
       pongTimeoutMs: options.pongTimeoutMs,
       connectTimeoutMs: options.connectTimeoutMs,
       onFrame: (frame) => this.onFrame(frame),
+      // A socket that has sent a frame sees its close at once (without one, workerd's close
+      // can take ~10 s to end the TCP connection): ping on open, which also proves it live.
+      onOpen: (socket) => socket.ping(),
       onState: (state) => this.fire("state", state),
       onClose: (code) => {
         if (code === CLOSE_FORBIDDEN) {
@@ -87,16 +90,29 @@ export class OpenConversation extends Emitter<OpenConversationEvents> {
       return;
     }
     const now = Date.now();
-    if (now - this.typingSince >= TYPING_RENEW_MS) {
-      this.socket.send({ type: "typing", state: "start" });
-      this.typingSince = now;
-    }
+    // Only a start that went out counts: one typed before the socket opened is sent on the next keystroke.
+    if (now - this.typingSince >= TYPING_RENEW_MS && this.socket.send({ type: "typing", state: "start" })) this.typingSince = now;
     this.typingStop = setTimeout(() => this.typing(false), 5_000);
+  }
+
+  /** Checks the connection now (see ReconnectingSocket.probe). */
+  probe(): void {
+    this.socket.probe();
   }
 
   /** Sends a raw frame on the conversation socket (call signalling, say). */
   send(frame: { type: string } & Record<string, unknown>): boolean {
     return this.socket.send(frame);
+  }
+
+  /** The device stream said we were removed: end as a 4403 would, without waiting for it. */
+  removed(): void {
+    this.fire("removed", { conversation_id: this.conversationId });
+    this.socket.stop(1000, "removed");
+    this.socket.state = "failed";
+    this.emit("state", "failed");
+    this.clear();
+    this.options.onClosed();
   }
 
   close(): void {

@@ -16,7 +16,7 @@ export const OUTBOX_KEY = "outbox";
 export interface OutboxHooks {
   /** Sends one entry; resolves with the stored message (201 or the original on 200). */
   send(entry: OutboxEntry): Promise<Message>;
-  acked(entry: OutboxEntry, message: Message): void;
+  acked(entry: OutboxEntry, message: Message): void | Promise<void>;
   failed(entry: OutboxEntry, error: ChatError): void;
   changed(entries: OutboxEntry[]): void;
   /** Whether sending is worth trying now (e.g. not while the token is known bad). */
@@ -94,9 +94,10 @@ export class Outbox {
     entry.attempts++;
     try {
       const message = await this.hooks.send(entry);
+      // Acked is announced before the entry leaves `pending()`, so a UI never loses sight of it.
+      await this.hooks.acked(entry, message);
       await this.remove(entry);
       this.backoff.get(conversationId)?.reset();
-      this.hooks.acked(entry, message);
       this.waiters.get(entry.client_message_id)?.resolve(message);
       this.waiters.delete(entry.client_message_id);
     } catch (err) {

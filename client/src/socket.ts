@@ -111,10 +111,33 @@ export class ReconnectingSocket {
 
   /** Resolves at the next `pong`: every frame the server sent before it has been handled. */
   ping(): Promise<void> {
+    const ws = this.ws;
+    if (!ws) return Promise.resolve();
     return new Promise((resolve) => {
       this.pongWaiters.push(resolve);
-      this.ws?.send(PING);
+      ws.send(PING);
     });
+  }
+
+  /**
+   * Checks the connection at once: a waiting retry is made now, and an open socket must
+   * answer a ping within `pongTimeoutMs` or is dropped and reconnected.
+   */
+  probe(): void {
+    if (this.stopped) return;
+    if (this.retryTimer) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+      this.backoff.reset();
+      void this.attempt();
+      return;
+    }
+    const ws = this.ws;
+    if (!ws || this.state !== "connected") return;
+    const timer = setTimeout(() => {
+      if (this.ws === ws) this.drop();
+    }, this.options.pongTimeoutMs ?? 10_000);
+    void this.ping().then(() => clearTimeout(timer));
   }
 
   /** Drops the current connection as if the network had cut it; the usual retry follows. */
@@ -188,20 +211,29 @@ export class ReconnectingSocket {
       }
       this.frames = this.frames.then(() => this.options.onFrame(frame)).catch(() => ws.close(4000, "frame handler failed"));
     };
-    ws.onclose = (event: CloseEvent) => {
+    /** The socket never opened: its error or close says nothing of why, so ask. */
+    const refused = () => {
       clearTimeout(handshake);
-      if (opened || !this.options.onRefused) return this.onDisconnect(ws, event.code, event.reason);
       if (this.ws !== ws) return;
       this.ws = null;
       this.clearTimers();
+      if (!this.options.onRefused) return this.scheduleRetry();
       this.setState("disconnected");
       void this.options.onRefused().then(
         (verdict) => (verdict === "stop" ? this.fail() : this.scheduleRetry()),
         () => this.scheduleRetry(),
       );
     };
+    ws.onclose = (event: CloseEvent) => {
+      clearTimeout(handshake);
+      if (!opened) return refused();
+      this.onDisconnect(ws, event.code, event.reason);
+    };
+    // Node's WebSocket (undici) reports a refused upgrade with an error and no close event.
+    // After open, an error may also come without a close: the connection is gone either way.
     ws.onerror = () => {
-      // a close event follows every error; the retry is decided there
+      if (!opened) return refused();
+      this.onDisconnect(ws, 1006, "error");
     };
   }
 
@@ -243,7 +275,7 @@ export class ReconnectingSocket {
       try {
         ws.send(PING);
       } catch {
-        return;
+        return this.onDisconnect(ws, 1006, "send failed");
       }
       this.pongTimer = setTimeout(() => {
         if (this.ws !== ws) return;
