@@ -97,6 +97,28 @@ describe("SDK through a connection cut every few hundred ms", () => {
   }, 180_000);
 });
 
+describe("SDK reconnect time with the default settings", () => {
+  it("a connection that held 5 s and is cut comes back within the first backoff step", async () => {
+    const chat = await ChatClient.register({ baseUrl: proxy.baseUrl, handle: uniqueHandle("rt"), password: PASSWORD });
+    await chat.connect();
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 5_100)); // held long enough to reset the backoff
+      const back = new Promise<void>((r) => {
+        const off = chat.on("state", (s) => s === "connected" && (off(), r()));
+      });
+      const cutAt = Date.now();
+      proxy.cut();
+      await back;
+      times.push(Date.now() - cutAt);
+    }
+    console.log(`[sdk] reconnect after a cut, default backoff (first wait uniform in 0-500 ms): ${times.join(", ")} ms`);
+    // first step: up to 500 ms of jitter, plus a handshake and the replay ping on loopback
+    for (const t of times) expect(t).toBeLessThan(3_000);
+    await chat.close();
+  }, 60_000);
+});
+
 describe("SDK across a server crash", () => {
   it("a SIGKILL and restart on the same state mid-stream loses nothing and doubles nothing", async () => {
     const [a, b] = await Promise.all([register("ka"), register("kb")]);
