@@ -5,6 +5,7 @@ import { ApiError, toErrorResponse } from "./errors";
 import { describeRoute, json, PUBLIC } from "./openapi/describe";
 import { openApiDocument } from "./openapi/document";
 import { accounts } from "./routes/accounts";
+import { calls } from "./routes/calls";
 import { conversations } from "./routes/conversations";
 import { push } from "./routes/push";
 import { sockets } from "./routes/sockets";
@@ -33,6 +34,7 @@ app.route("/", sockets);
 app.route("/", accounts);
 app.route("/", conversations);
 app.route("/", push);
+app.route("/", calls);
 
 app.notFound(() => new ApiError("not_found", "no such route").toResponse());
 app.onError((err) => toErrorResponse(err));

@@ -409,6 +409,11 @@ export class ChatClient extends Emitter<ChatEvents> {
     unsubscribe: (): Promise<void> => this.http.request("DELETE", "/v1/push/subscriptions"),
   };
 
+  readonly calls = {
+    /** ICE servers for an RTCPeerConnection: short-lived TURN credentials, or the server's STUN list. */
+    iceServers: (): Promise<{ ice_servers: RTCIceServer[]; ttl: number }> => this.http.request("GET", "/v1/calls/ice-servers"),
+  };
+
   /** Any endpoint, with this device's token: for what the SDK does not wrap yet. */
   request<T>(method: string, path: string, body?: unknown, query?: Record<string, string | number | undefined>): Promise<T> {
     return this.http.request<T>(method, path, body, query);
