@@ -6,6 +6,7 @@
  */
 import type { BackoffOptions } from "./backoff";
 import { plainCodec, unavailableCodec, encryptionUnavailable, type ConversationCodec } from "./codec";
+import { Call, type CallFrame } from "./calls";
 import { OpenConversation } from "./conversation";
 import { Emitter } from "./emitter";
 import { ChatError } from "./errors";
@@ -50,6 +51,8 @@ export interface ClientOptions {
   pongTimeoutMs?: number;
   /** An opening handshake not done within this long is abandoned and retried (10 s). */
   connectTimeoutMs?: number;
+  /** For calls outside browsers (a WebRTC implementation for Node, say). */
+  RTCPeerConnection?: typeof RTCPeerConnection;
   /** Post `delivered` markers for messages this device receives (default true). */
   autoDelivered?: boolean;
 }
@@ -217,6 +220,7 @@ export class ChatClient extends Emitter<ChatEvents> {
   async close(): Promise<void> {
     this.closed = true;
     this.outbox.close();
+    for (const call of [...this.activeCalls.values()]) call.hangup();
     for (const conv of [...this.open_.values()]) conv.close();
     for (const timer of this.deliveredTimers.values()) clearTimeout(timer);
     this.device.stop();
@@ -319,6 +323,7 @@ export class ChatClient extends Emitter<ChatEvents> {
       connectTimeoutMs: this.options.connectTimeoutMs,
       forward: (type, payload) => {
         if (type === "receipt") return this.applyReceipt(payload as Receipt);
+        if (type === "call") return this.onCallFrame(payload as CallFrame);
         if (type === "removed") return this.announceRemoved(conversationId);
         if (type === "typing" || type === "presence") this.emit(type, payload as never);
       },
@@ -409,10 +414,54 @@ export class ChatClient extends Emitter<ChatEvents> {
     unsubscribe: (): Promise<void> => this.http.request("DELETE", "/v1/push/subscriptions"),
   };
 
+  private readonly activeCalls = new Map<string, Call>();
+
   readonly calls = {
     /** ICE servers for an RTCPeerConnection: short-lived TURN credentials, or the server's STUN list. */
     iceServers: (): Promise<{ ice_servers: RTCIceServer[]; ttl: number }> => this.http.request("GET", "/v1/calls/ice-servers"),
+    /**
+     * Rings the conversation's other members. `stream` is the app's own capture (or null);
+     * media starts once a device accepts; `call.on("stream")` hands over the remote media.
+     */
+    start: async (conversationId: string, options: { video?: boolean; stream?: MediaStream | null } = {}): Promise<Call> => {
+      const call = this.newCall(`call_${globalThis.crypto.randomUUID()}`, conversationId, "outgoing", options.video ?? false, null, null);
+      await call.ring(options.stream ?? null);
+      return call;
+    },
+    /** Calls in progress on this device. */
+    active: (): Call[] => [...this.activeCalls.values()],
   };
+
+  private newCall(callId: string, conversationId: string, direction: "outgoing" | "incoming", video: boolean, peer: string | null, from: string | null): Call {
+    const call = new Call(
+      {
+        deviceId: this.deviceId,
+        open: (id) => this.open(id),
+        iceServers: async () => (await this.calls.iceServers()).ice_servers,
+        RTCPeerConnection: this.options.RTCPeerConnection,
+      },
+      callId,
+      conversationId,
+      direction,
+      video,
+      peer,
+      from,
+    );
+    this.activeCalls.set(callId, call);
+    call.on("ended", () => this.activeCalls.delete(callId));
+    return call;
+  }
+
+  /** A call frame from either socket: to its call, or a ring that starts an incoming one. */
+  private onCallFrame(frame: CallFrame): void {
+    if (frame.from_device_id === this.deviceId) return;
+    const existing = this.activeCalls.get(frame.call_id);
+    if (existing) return void existing.onFrame(frame).catch((err) => this.emit("error", err));
+    if (frame.action !== "ring" || !frame.conversation_id || frame.from_user_id === this.userId) return;
+    const video = Boolean((frame.payload as { video?: unknown } | undefined)?.video);
+    const call = this.newCall(frame.call_id, frame.conversation_id, "incoming", video, frame.from_device_id ?? null, frame.from_user_id ?? null);
+    this.emit("call", call);
+  }
 
   /** Any endpoint, with this device's token: for what the SDK does not wrap yet. */
   request<T>(method: string, path: string, body?: unknown, query?: Record<string, string | number | undefined>): Promise<T> {
@@ -489,6 +538,10 @@ export class ChatClient extends Emitter<ChatEvents> {
         toEmit.push(() => this.emit("conversation", conversation));
         break;
       }
+      case "call":
+        // Ephemeral (no cursor): a ring for a device without the conversation open, or its end.
+        toEmit.push(() => this.onCallFrame(event as unknown as CallFrame));
+        break;
       case "removed": {
         const conversation_id = String(event.conversation_id);
         this.sync.forget(conversation_id);
@@ -497,8 +550,11 @@ export class ChatClient extends Emitter<ChatEvents> {
         break;
       }
     }
-    this.sync.setCursor(event.cursor);
-    await this.sync.save();
+    // Ephemeral frames (a ring) carry no cursor and change no stored state.
+    if (event.cursor !== undefined) {
+      this.sync.setCursor(event.cursor);
+      await this.sync.save();
+    }
     this.emit("event", event);
     for (const fire of toEmit) fire();
   }

@@ -14,6 +14,8 @@ export interface OpenConversationEvents extends Record<string, unknown> {
   state: ConnectionState;
   /** The socket closed with 4403: no longer a member. */
   removed: { conversation_id: string };
+  /** A call signalling frame (section 11). */
+  call: import("./calls").CallFrame;
   /** An error frame from the server (e.g. `rate_limited` typing). */
   error: { code: string; message: string; ref: string | null };
 }
@@ -137,6 +139,8 @@ export class OpenConversation extends Emitter<OpenConversationEvents> {
         });
       case "receipt":
         return this.fire("receipt", { conversation_id, user_id: String(frame.user_id), kind: frame.kind as Receipt["kind"], up_to_seq: Number(frame.up_to_seq) });
+      case "call":
+        return this.fire("call", { ...(frame as unknown as import("./calls").CallFrame), conversation_id });
       case "error":
         return this.fire("error", { code: String(frame.code), message: String(frame.message), ref: (frame.ref as string | null) ?? null });
     }

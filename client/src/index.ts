@@ -1,6 +1,8 @@
 /** The edge-chat client SDK: `ChatClient` and what it hands out. */
 export { ChatClient, SESSION_KEY } from "./client";
 export type { ClientOptions, CreateOptions, HistoryOptions, LoginOptions, RegisterOptions, Session } from "./client";
+export { Call } from "./calls";
+export type { CallAction, CallEndReason, CallEvents, CallFrame, CallState } from "./calls";
 export { OpenConversation } from "./conversation";
 export type { OpenConversationEvents } from "./conversation";
 export { ChatError } from "./errors";

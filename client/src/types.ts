@@ -102,4 +102,6 @@ export interface ChatEvents extends Record<string, unknown> {
   /** Every device-socket event as it arrived, including types this SDK does not know. */
   event: { type: string; cursor?: string } & Record<string, unknown>;
   error: ChatError;
+  /** Someone is calling: `call.accept(stream)` or `call.decline()`. */
+  call: import("./calls").Call;
 }
