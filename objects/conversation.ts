@@ -19,6 +19,7 @@ import {
 } from "../protocol";
 import { limits } from "../worker/lib/config";
 import { newId } from "../worker/lib/ids";
+import { CallSignals, RING_TIMEOUT_MS } from "./calls";
 import { ConversationStore, CONVERSATION_SCHEMA } from "./conversation-store";
 import { directory, forgetMember, recordConversation, recordMembers, unknownUsers } from "./directory";
 import { FanOut } from "./fanout";
@@ -26,6 +27,11 @@ import type { Presence } from "./presence";
 import { PresenceWatch } from "./presence-watch";
 import { errorFrame, parseFrame } from "./frames";
 import { answerClose, closeSocket, json, upgradeCaller, migrate, sendFrame, type Caller, type SocketIdentity } from "./schema";
+
+const ringTimeoutMs = (env: Env) => {
+  const seconds = Number((env as unknown as Record<string, unknown>).CALL_RING_TIMEOUT_SECONDS);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : RING_TIMEOUT_MS;
+};
 
 /** A typing `start` that is not renewed within this long ends by itself. */
 export const TYPING_TTL_MS = 6_000;
@@ -49,6 +55,7 @@ export class Conversation extends DurableObject<Env> {
   private readonly store: ConversationStore;
   private readonly fanout: FanOut;
   private readonly presence: PresenceWatch;
+  private readonly calls: CallSignals;
   private readonly limits = limits(this.env as unknown as Record<string, unknown>);
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -56,6 +63,15 @@ export class Conversation extends DurableObject<Env> {
     this.store = new ConversationStore(ctx.storage.sql);
     this.fanout = new FanOut(ctx, env, this.store);
     this.presence = new PresenceWatch(ctx.storage.sql, env);
+    this.calls = new CallSignals(ctx.storage, {
+      conversationId: () => this.store.info()!.id,
+      activeMembers: () => this.store.activeMembers().map((m) => m.user_id),
+      sockets: (tag) => (tag === undefined ? this.ctx.getWebSockets() : this.ctx.getWebSockets(tag)),
+      socketIdentity: (ws) => ws.deserializeAttachment() as SocketState,
+      ringDevices: (userIds, frame, exceptDevice) => this.ringDevices(userIds, frame, exceptDevice),
+      storeCallEvent: (caller, callId, content) => this.storeCallEvent(caller, callId, content),
+      wakeAt: (at) => this.fanout.wakeAt(at),
+    }, ringTimeoutMs(env));
     ctx.blockConcurrencyWhile(async () => {
       migrate(ctx.storage.sql, CONVERSATION_SCHEMA);
       // Woken after a crash or eviction with deliveries still owed: resume them now, not at the alarm.
@@ -353,9 +369,8 @@ export class Conversation extends DurableObject<Env> {
         // Only reached when the frame's text differs from the auto-response's, e.g. extra spaces.
         return sendFrame(ws, { type: "pong" });
       case "call": {
-        const relayed = JSON.stringify({ ...frame, from_user_id: state.userId, from_device_id: state.deviceId });
-        const targets = frame.to_device_id ? this.ctx.getWebSockets(`d:${frame.to_device_id}`) : this.ctx.getWebSockets();
-        for (const peer of targets) if (peer !== ws) sendFrame(peer, relayed);
+        const refused = await this.calls.onFrame(ws, state, frame);
+        if (refused) sendFrame(ws, errorFrame(refused, null));
         return;
       }
     }
@@ -383,7 +398,34 @@ export class Conversation extends DurableObject<Env> {
         this.broadcastTyping(ws, state, "stop", 0);
       }
     }
-    await this.fanout.onAlarm(this.nextTypingExpiry());
+    const nextCall = await this.calls.onAlarm(now);
+    const nextTyping = this.nextTypingExpiry();
+    await this.fanout.onAlarm(nextCall === null ? nextTyping : nextTyping === null ? nextCall : Math.min(nextCall, nextTyping));
+  }
+
+  /** A call frame to members' device sockets, through their inboxes (which push a ring to devices without one). */
+  private async ringDevices(userIds: string[], frame: Record<string, unknown>, exceptDevice?: string): Promise<void> {
+    const text = JSON.stringify(frame);
+    await Promise.allSettled(userIds.map((u) => this.env.INBOX.get(this.env.INBOX.idFromName(u)).callFrame(u, text, exceptDevice ?? null)));
+  }
+
+  /** One `kind:"call"` event per call, in the conversation's order (idempotent by call id). */
+  private async storeCallEvent(caller: Caller, callId: string, content: string): Promise<void> {
+    const clientMessageId = `call:${callId}`;
+    if (this.store.messageByClientId(caller.userId, clientMessageId)) return;
+    const message = this.ctx.storage.transactionSync(() =>
+      this.store.appendMessage({
+        message_id: newId("m"),
+        sender_id: caller.userId,
+        sender_device_id: caller.deviceId,
+        client_message_id: clientMessageId,
+        kind: "call" as Message["kind"],
+        content,
+        created_at: Date.now(),
+      }),
+    );
+    this.broadcast({ type: "message", message });
+    await this.fanout.kick();
   }
 
   private nextTypingExpiry(): number | null {

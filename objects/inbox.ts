@@ -165,6 +165,26 @@ export class Inbox extends DurableObject<Env> {
     return takeToken(this.sql, "send", this.limits.sendRatePerMinute);
   }
 
+  /**
+   * An ephemeral call frame (section 11) for this user's device sockets: no cursor, never
+   * logged. A `ring` also goes as a Web Push to subscribed devices without a socket.
+   */
+  async callFrame(userId: string, frame: string, exceptDeviceId: string | null): Promise<void> {
+    const online = new Set<string>();
+    for (const ws of this.ctx.getWebSockets()) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      const { deviceId, exp } = ws.deserializeAttachment() as SocketIdentity;
+      online.add(deviceId);
+      if (deviceId !== exceptDeviceId && exp * 1000 > Date.now()) sendFrame(ws, frame);
+    }
+    const parsed = JSON.parse(frame) as { action?: string; call_id: string; conversation_id: string };
+    if (parsed.action !== "ring") return;
+    const jobs = this.subscriptions.jobsFor(userId, online, { type: "call", conversation_id: parsed.conversation_id, call_id: parsed.call_id });
+    if (jobs.length === 0) return;
+    this.subscriptions.stage(jobs);
+    await this.subscriptions.flush();
+  }
+
   /** A conversation with open sockets subscribes to this user's presence; answers it now. */
   async watchPresence(conversationId: string): Promise<Presence> {
     return this.presence.watch(conversationId);

@@ -34,7 +34,7 @@ export interface PushJob {
   userId: string;
   deviceId: string;
   subscription: PushSubscriptionBody;
-  payload: { type: "message"; conversation_id: string; seq: number };
+  payload: { type: "message"; conversation_id: string; seq: number } | { type: "call"; conversation_id: string; call_id: string };
 }
 
 interface Row extends Record<string, SqlStorageValue> {

@@ -128,7 +128,7 @@ export const ClientFrame = z.discriminatedUnion("type", [
   z.object({
     type: z.literal("call"),
     call_id: id,
-    action: z.enum(["ring", "offer", "answer", "ice", "hangup"]),
+    action: z.enum(["ring", "accept", "decline", "offer", "answer", "ice", "hangup"]),
     to_device_id: id.optional(),
     payload: z.unknown().optional(),
   }),
