@@ -103,23 +103,19 @@ export class ChatClient extends Emitter<ChatEvents> {
 
   // ---- construction ----------------------------------------------------------
 
-  static async register(options: RegisterOptions): Promise<ChatClient> {
-    const http = new Http({ baseUrl: options.baseUrl, fetch: options.fetch });
-    const session = await http.request<Omit<Session, "handle">>("POST", "/v1/auth/register", {
-      handle: options.handle,
-      password: options.password,
-      ...(options.displayName !== undefined ? { display_name: options.displayName } : {}),
-    });
-    return ChatClient.start(options, { ...session, handle: options.handle });
+  static register(options: RegisterOptions): Promise<ChatClient> {
+    const extra: Record<string, string> = options.displayName !== undefined ? { display_name: options.displayName } : {};
+    return ChatClient.signIn("/v1/auth/register", options, extra);
   }
 
-  static async login(options: LoginOptions): Promise<ChatClient> {
+  static login(options: LoginOptions): Promise<ChatClient> {
+    const extra: Record<string, string> = options.deviceName !== undefined ? { device_name: options.deviceName } : {};
+    return ChatClient.signIn("/v1/auth/login", options, extra);
+  }
+
+  private static async signIn(path: string, options: ClientOptions & { handle: string; password: string }, extra: Record<string, string>): Promise<ChatClient> {
     const http = new Http({ baseUrl: options.baseUrl, fetch: options.fetch });
-    const session = await http.request<Omit<Session, "handle">>("POST", "/v1/auth/login", {
-      handle: options.handle,
-      password: options.password,
-      ...(options.deviceName !== undefined ? { device_name: options.deviceName } : {}),
-    });
+    const session = await http.request<Omit<Session, "handle">>("POST", path, { handle: options.handle, password: options.password, ...extra });
     return ChatClient.start(options, { ...session, handle: options.handle });
   }
 
