@@ -159,4 +159,12 @@ function ensureDevVars(path, examplePath) {
     console.log("generated a local VAPID key pair in .dev.vars");
   }
   if (lines.length) appendFileSync(path, `\n${lines.join("\n")}\n`);
+  // The example's TOKEN_SECRET (and the fixed one it once had) is a placeholder: each checkout gets its own.
+  const text = readFileSync(path, "utf8");
+  const secret = text.match(/^\s*TOKEN_SECRET\s*=\s*"?([^"\n]*)"?\s*$/m)?.[1];
+  if (secret === undefined || secret === "npm-start-replaces-this-with-a-random-value" || secret === "local-dev-secret-change-me-0123456789abcdef") {
+    const fresh = `TOKEN_SECRET="${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}"`;
+    writeFileSync(path, secret === undefined ? `${text}\n${fresh}\n` : text.replace(/^\s*TOKEN_SECRET\s*=.*$/m, fresh));
+    console.log("generated a random TOKEN_SECRET in .dev.vars");
+  }
 }

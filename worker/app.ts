@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { Health } from "../protocol/responses";
 import { ApiError, toErrorResponse } from "./errors";
 import { describeRoute, json, PUBLIC } from "./openapi/describe";
+import { tokenSecretProblem } from "./lib/token";
 import { openApiDocument } from "./openapi/document";
 import { accounts } from "./routes/accounts";
 import { calls } from "./routes/calls";
@@ -12,6 +13,22 @@ import { sockets } from "./routes/sockets";
 import type { AppEnv } from "./types";
 
 export const app = new Hono<AppEnv>().basePath("/v1");
+
+/**
+ * Tokens signed with a short or publicly known secret can be forged by anyone: refuse to
+ * work at all (health and this document aside) rather than issue or accept them.
+ */
+app.use("*", async (c, next) => {
+  const problem = tokenSecretProblem(c.env.TOKEN_SECRET);
+  if (problem && c.req.path !== "/v1/health" && c.req.path !== "/v1/openapi.json") {
+    console.error(`refusing requests: ${problem}`);
+    throw new ApiError(
+      "internal",
+      `server misconfigured: ${problem}; set TOKEN_SECRET to at least 32 random bytes (wrangler secret put TOKEN_SECRET; locally npm start writes one into .dev.vars)`,
+    );
+  }
+  await next();
+});
 
 app.get(
   "/health",

@@ -255,13 +255,16 @@ export class TestServer {
   }
 }
 
-/** The TOKEN_SECRET the local server signs with: `.dev.vars` (what wrangler reads), else the example it is copied from. */
+/**
+ * The TOKEN_SECRET the local server signs with: the `.dev.vars` it runs with (what wrangler
+ * reads; `npm start` writes a random secret there on first start, in the snapshot too).
+ */
 export function localTokenSecret(): string {
-  for (const file of [".dev.vars", ".dev.vars.example"]) {
-    const path = join(ROOT, file);
+  for (const file of [".dev.vars"]) {
+    const path = join(serverRoot(), file);
     if (!existsSync(path)) continue;
     const m = readFileSync(path, "utf8").match(/^\s*TOKEN_SECRET\s*=\s*"?([^"\n]*)"?\s*$/m);
     if (m?.[1]) return m[1];
   }
-  throw new Error("no TOKEN_SECRET in .dev.vars or .dev.vars.example");
+  throw new Error("no TOKEN_SECRET in .dev.vars (start the server first)");
 }

@@ -29,3 +29,20 @@ export async function readToken(secret: string, token: string): Promise<TokenCla
     return null;
   }
 }
+
+/** Values that were ever in .dev.vars.example: known to everyone, so never a secret. */
+export const EXAMPLE_TOKEN_SECRETS: readonly string[] = [
+  "npm-start-replaces-this-with-a-random-value",
+  "local-dev-secret-change-me-0123456789abcdef",
+];
+export const MIN_TOKEN_SECRET_BYTES = 32;
+
+/** Why the configured TOKEN_SECRET must not be used, or null when it is acceptable. */
+export function tokenSecretProblem(secret: unknown): string | null {
+  if (typeof secret !== "string" || secret === "") return "TOKEN_SECRET is not set";
+  if (EXAMPLE_TOKEN_SECRETS.includes(secret)) return "TOKEN_SECRET is the value from .dev.vars.example, which everyone knows";
+  if (new TextEncoder().encode(secret).byteLength < MIN_TOKEN_SECRET_BYTES) {
+    return `TOKEN_SECRET is shorter than ${MIN_TOKEN_SECRET_BYTES} bytes`;
+  }
+  return null;
+}
