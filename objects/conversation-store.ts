@@ -70,6 +70,10 @@ export interface OwedEvent {
   event: FeedEvent;
 }
 
+/** Whether `migrate` ever ran in this object's storage. */
+export const hasSchema = (sql: SqlStorage): boolean =>
+  sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_schema'").toArray().length > 0;
+
 export class ConversationStore {
   private conversationId: string | null = null;
 
@@ -79,8 +83,17 @@ export class ConversationStore {
     return (this.conversationId ??= this.info()!.id);
   }
 
+  /** Null too in an object that never held a conversation: it has no tables at all. */
   info(): InfoRow | null {
+    if (!this.hasTables()) return null;
     return this.sql.exec<InfoRow>("SELECT * FROM info").toArray()[0] ?? null;
+  }
+
+  private tables = false;
+  /** Whether the schema was ever created here (it only is when a conversation is). */
+  hasTables(): boolean {
+    this.tables ||= hasSchema(this.sql);
+    return this.tables;
   }
 
   createInfo(row: Omit<InfoRow, "last_seq">): void {

@@ -73,7 +73,9 @@ export class Conversation extends DurableObject<Env> {
       wakeAt: (at) => this.fanout.wakeAt(at),
     }, ringTimeoutMs(env));
     ctx.blockConcurrencyWhile(async () => {
-      migrate(ctx.storage.sql, CONVERSATION_SCHEMA);
+      // Any well-formed id reaches an object: one that holds no conversation writes nothing
+      // (its schema is created by create()); one that does is brought up to date.
+      if (this.store.hasTables()) migrate(ctx.storage.sql, CONVERSATION_SCHEMA);
       // Woken after a crash or eviction with deliveries still owed: resume them now, not at the alarm.
       if (this.store.info() && this.store.membersOwed().length > 0) this.fanout.resume();
     });
@@ -99,6 +101,7 @@ export class Conversation extends DurableObject<Env> {
     if (unknown.length) return fail("not_found", `unknown user: ${unknown[0]}`);
 
     const now = Date.now();
+    migrate(this.ctx.storage.sql, CONVERSATION_SCHEMA);
     const creatorRole: Role = spec.type === "group" ? "admin" : "member";
     const members = [{ userId: spec.creator, role: creatorRole }, ...others.map((userId) => ({ userId, role: "member" as Role }))];
     await recordConversation(
@@ -237,6 +240,7 @@ export class Conversation extends DurableObject<Env> {
    * to hear about them: not once it has no open sockets, or they are no longer a member.
    */
   async presenceChanged(userId: string, presence: Presence): Promise<boolean> {
+    if (!this.store.info()) return false;
     if (this.ctx.getWebSockets().length === 0) {
       this.presence.forget();
       return false;
@@ -251,6 +255,7 @@ export class Conversation extends DurableObject<Env> {
 
   /** Refuses the device from now on and closes its sockets here with 4401. */
   async revokeDevice(deviceId: string): Promise<void> {
+    if (!this.store.info()) return;
     this.store.revokeDevice(deviceId);
     for (const ws of this.ctx.getWebSockets(`d:${deviceId}`)) closeSocket(ws, CLOSE_UNAUTHORIZED, "device revoked");
   }
@@ -390,6 +395,7 @@ export class Conversation extends DurableObject<Env> {
 
   /** Drains what inboxes are still owed, and ends typing indicators that were not renewed. */
   override async alarm(): Promise<void> {
+    if (!this.store.info()) return;
     const now = Date.now();
     for (const ws of this.ctx.getWebSockets()) {
       const state = ws.deserializeAttachment() as SocketState;

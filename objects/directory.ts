@@ -85,3 +85,19 @@ function chunks<T>(items: T[], size: number): T[][] {
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
+
+/**
+ * What D1 says of a user and a conversation, asked before any conversation object is
+ * woken: an id that names nothing (or a non-member) never reaches one. D1 is written
+ * before the object on every membership change, so a member here is at least as recent.
+ */
+export async function membershipOf(db: D1Database, conversationId: string, userId: string): Promise<"member" | "outsider" | "unknown"> {
+  const row = await db
+    .prepare(
+      `SELECT EXISTS (SELECT 1 FROM conversations WHERE id = ?1) AS known,
+              EXISTS (SELECT 1 FROM memberships WHERE conversation_id = ?1 AND user_id = ?2) AS member`,
+    )
+    .bind(conversationId, userId)
+    .first<{ known: number; member: number }>();
+  return row?.member ? "member" : row?.known ? "outsider" : "unknown";
+}

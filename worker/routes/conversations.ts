@@ -1,10 +1,11 @@
 /** Conversations, members and messages: CONTRACT.md sections 4 and 5, relayed to the owning objects. */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { AddMembersBody, CreateConversationBody, HistoryQuery, ListQuery, MarkerBody, SendBody } from "../../protocol";
 import { ConversationPage, ConversationSchema, HistoryPage, MessageSchema } from "../../protocol/responses";
 import { ApiError, unwrap } from "../errors";
 import { parse, readJson } from "../lib/body";
-import { directConversationId, directKey, isConversationId, newId } from "../lib/ids";
+import { directConversationId, directKey, newId } from "../lib/ids";
+import { memberConversation } from "../lib/membership";
 import { conversationStub, inboxStub } from "../lib/stubs";
 import { requireAuth } from "../middleware/auth";
 import { describeRoute, errors, json, jsonBody, pathParameter, queryParameters } from "../openapi/describe";
@@ -16,10 +17,13 @@ export const conversations = new Hono<AppEnv>();
 conversations.use("/conversations", requireAuth());
 conversations.use("/conversations/*", requireAuth());
 
-/** The id from the path, if it can name a conversation at all; anything else is unknown. */
-function conversationId(raw: string): string {
-  if (!isConversationId(raw)) throw new ApiError("not_found", "no such conversation");
-  return raw;
+/**
+ * The id from the path, once D1 says the caller is a member: an unknown id is a 404 and a
+ * non-member a 403 before any object is woken (an object for any well-formed id would
+ * otherwise be created on the way).
+ */
+async function conversationId(c: Context<AppEnv>): Promise<string> {
+  return memberConversation(c.env, c.req.param("id") ?? "", c.get("auth").userId);
 }
 
 const idParam = pathParameter("id", "The conversation");
@@ -88,7 +92,7 @@ const getDoc = describeRoute({
   responses: { 200: json("The conversation", ConversationSchema), ...errors("unauthorized", "forbidden", "not_found") },
 });
 conversations.get("/conversations/:id", getDoc, async (c) => {
-  const id = conversationId(c.req.param("id"));
+  const id = await conversationId(c);
   return c.json(unwrap(await conversationStub(c.env, id).describe(c.get("auth"))));
 });
 
@@ -104,7 +108,7 @@ const addMembersDoc = describeRoute({
   },
 });
 conversations.post("/conversations/:id/members", addMembersDoc, async (c) => {
-  const id = conversationId(c.req.param("id"));
+  const id = await conversationId(c);
   const body = await readJson(c, AddMembersBody);
   return c.json(unwrap(await conversationStub(c.env, id).addMembers(c.get("auth"), body.user_ids)));
 });
@@ -118,7 +122,7 @@ const removeMemberDoc = describeRoute({
   responses: { 204: { description: "Removed" }, ...errors("unauthorized", "forbidden", "not_found") },
 });
 conversations.delete("/conversations/:id/members/:user_id", removeMemberDoc, async (c) => {
-  const id = conversationId(c.req.param("id"));
+  const id = await conversationId(c);
   unwrap(await conversationStub(c.env, id).removeMember(c.get("auth"), c.req.param("user_id")));
   return c.body(null, 204);
 });
@@ -139,7 +143,7 @@ const sendDoc = describeRoute({
   },
 });
 conversations.post("/conversations/:id/messages", sendDoc, async (c) => {
-  const id = conversationId(c.req.param("id"));
+  const id = await conversationId(c);
   const body = await readJson(c, SendBody);
   const outcome = await conversationStub(c.env, id).postMessage(c.get("auth"), body);
   const message = unwrap(outcome);
@@ -155,7 +159,7 @@ const historyDoc = describeRoute({
   responses: { 200: json("One page", HistoryPage), ...errors("invalid_request", "unauthorized", "forbidden", "not_found") },
 });
 conversations.get("/conversations/:id/messages", historyDoc, async (c) => {
-  const id = conversationId(c.req.param("id"));
+  const id = await conversationId(c);
   const q = parse(HistoryQuery, c.req.query());
   const page = { after: q.after_seq, before: q.before_seq, limit: q.limit ?? 50 };
   return c.json(unwrap(await conversationStub(c.env, id).history(c.get("auth"), page)));
@@ -172,7 +176,7 @@ for (const kind of ["read", "delivered"] as const) {
     responses: { 204: { description: "Recorded" }, ...errors("invalid_request", "unauthorized", "forbidden", "not_found", "too_large") },
   });
   conversations.post(`/conversations/:id/${kind}`, markerDoc, async (c) => {
-    const id = conversationId(c.req.param("id"));
+    const id = await conversationId(c);
     const body = await readJson(c, MarkerBody);
     unwrap(await conversationStub(c.env, id).mark(c.get("auth"), kind, body.up_to_seq));
     return c.body(null, 204);

@@ -9,7 +9,7 @@ import { CursorParam } from "../../objects/inbox";
 import { CALLER_HEADERS } from "../../objects/schema";
 import { ApiError } from "../errors";
 import { limits } from "../lib/config";
-import { isConversationId } from "../lib/ids";
+import { memberConversation } from "../lib/membership";
 import { conversationStub, inboxStub } from "../lib/stubs";
 import { requireAuth } from "../middleware/auth";
 import { describeRoute, errors, pathParameter, queryParameters } from "../openapi/describe";
@@ -85,8 +85,7 @@ const conversationSocketDoc = upgradeDoc({
   path: "The conversation",
 });
 sockets.get("/conversations/:id/ws", conversationSocketDoc, checkOrigin, requireAuth({ allowQueryToken: true }), async (c) => {
-  const id = c.req.param("id");
-  if (!isConversationId(id)) throw new ApiError("not_found", "no such conversation");
   const auth = c.get("auth");
+  const id = await memberConversation(c.env, c.req.param("id"), auth.userId);
   return conversationStub(c.env, id).fetch(forwarded(c.req.raw, auth));
 });
