@@ -6,7 +6,9 @@
  * in one transaction, and each member row records how far into the feed that member's
  * inbox has confirmed (`fed_upto`). Whatever lies beyond is still owed, across crashes.
  */
-import type { Conversation as ConversationShape, FeedEvent, Member, Message, MessageKind, ReceiptKind, Role } from "../protocol";
+import type { Conversation as ConversationShape, Encryption, FeedEvent, Member, Message, ReceiptKind, Role, StoredMessageKind } from "../protocol";
+import { SERVER_MESSAGE_KINDS } from "../protocol";
+import { MLS_SCHEMA } from "./mls-store";
 
 export const CONVERSATION_SCHEMA = [
   `CREATE TABLE info (
@@ -28,6 +30,9 @@ export const CONVERSATION_SCHEMA = [
    CREATE TABLE revoked_devices (device_id TEXT PRIMARY KEY);`,
   // Members' presence while this conversation has open sockets and so watches it.
   `CREATE TABLE presence_cache (user_id TEXT PRIMARY KEY, status TEXT NOT NULL, last_seen INTEGER);`,
+  // Section 10: "mls" conversations take only encrypted messages and commits (objects/mls-store.ts).
+  `ALTER TABLE info ADD COLUMN encryption TEXT NOT NULL DEFAULT 'none';`,
+  ...MLS_SCHEMA,
 ] as const;
 
 interface InfoRow extends Record<string, SqlStorageValue> {
@@ -37,6 +42,7 @@ interface InfoRow extends Record<string, SqlStorageValue> {
   created_by: string;
   created_at: number;
   last_seq: number;
+  encryption: Encryption;
 }
 
 interface MemberRow extends Record<string, SqlStorageValue> {
@@ -56,7 +62,7 @@ interface MessageRow extends Record<string, SqlStorageValue> {
   sender_id: string;
   sender_device_id: string;
   client_message_id: string;
-  kind: MessageKind;
+  kind: StoredMessageKind;
   content: string;
   media_id: string | null;
   created_at: number;
@@ -98,12 +104,13 @@ export class ConversationStore {
 
   createInfo(row: Omit<InfoRow, "last_seq">): void {
     this.sql.exec(
-      "INSERT INTO info (id, type, name, created_by, created_at) VALUES (?, ?, ?, ?, ?)",
+      "INSERT INTO info (id, type, name, created_by, created_at, encryption) VALUES (?, ?, ?, ?, ?, ?)",
       row.id,
       row.type,
       row.name,
       row.created_by,
       row.created_at,
+      row.encryption,
     );
   }
 
@@ -148,7 +155,7 @@ export class ConversationStore {
   snapshot(): ConversationShape {
     const info = this.info()!;
     const members: Member[] = this.activeMembers().map((m) => ({ user_id: m.user_id, role: m.role }));
-    return { conversation_id: info.id, type: info.type, name: info.name, members, created_at: info.created_at };
+    return { conversation_id: info.id, type: info.type, name: info.name, members, encryption: info.encryption, created_at: info.created_at };
   }
 
   // ---- messages --------------------------------------------------------------
@@ -181,12 +188,21 @@ export class ConversationStore {
     return this.toMessage(this.sql.exec<MessageRow>("SELECT * FROM messages WHERE seq = ?", seq).one());
   }
 
-  /** What a member who joins now is told of the history before them. */
+  /**
+   * What a member who joins now is told of the history before them; `own_seqs` also holds
+   * the server's kinds (mls_commit, call), which never count as unread either.
+   */
   joinedEvent(userId: string): Extract<FeedEvent, { type: "joined" }> {
     const info = this.info()!;
     const readSeq = this.member(userId)?.read_seq ?? 0;
+    const uncounted = SERVER_MESSAGE_KINDS.map(() => "?").join(", ");
     const own = this.sql
-      .exec<{ seq: number }>("SELECT seq FROM messages WHERE sender_id = ? AND seq > ? ORDER BY seq", userId, readSeq)
+      .exec<{ seq: number }>(
+        `SELECT seq FROM messages WHERE (sender_id = ? OR kind IN (${uncounted})) AND seq > ? ORDER BY seq`,
+        userId,
+        ...SERVER_MESSAGE_KINDS,
+        readSeq,
+      )
       .toArray()
       .map((r) => r.seq);
     const last = this.sql.exec<MessageRow>("SELECT * FROM messages ORDER BY seq DESC LIMIT 1").toArray()[0];

@@ -10,7 +10,9 @@ import {
   fail,
   ok,
   type ClientFrame,
+  type CommitInput,
   type Conversation as ConversationShape,
+  type Encryption,
   type Message,
   type Outcome,
   type ReceiptKind,
@@ -21,7 +23,9 @@ import { limits } from "../worker/lib/config";
 import { newId } from "../worker/lib/ids";
 import { CallSignals, RING_TIMEOUT_MS } from "./calls";
 import { ConversationStore, CONVERSATION_SCHEMA } from "./conversation-store";
-import { directory, forgetMember, recordConversation, recordMembers, unknownUsers } from "./directory";
+import { MlsStore, type CommitFacts } from "./mls-store";
+import { deviceIdentity } from "../mls/adapter";
+import { directory, forgetMember, liveDevicesOf, recordConversation, recordMembers, unknownUsers } from "./directory";
 import { FanOut } from "./fanout";
 import type { Presence } from "./presence";
 import { PresenceWatch } from "./presence-watch";
@@ -49,6 +53,8 @@ export interface CreateSpec {
   creator: string;
   /** Everyone but the creator. */
   others: string[];
+  /** Section 10; default "none". */
+  encryption?: Encryption;
 }
 
 export class Conversation extends DurableObject<Env> {
@@ -56,6 +62,7 @@ export class Conversation extends DurableObject<Env> {
   private readonly fanout: FanOut;
   private readonly presence: PresenceWatch;
   private readonly calls: CallSignals;
+  private readonly mls: MlsStore;
   private readonly limits = limits(this.env as unknown as Record<string, unknown>);
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -63,6 +70,7 @@ export class Conversation extends DurableObject<Env> {
     this.store = new ConversationStore(ctx.storage.sql);
     this.fanout = new FanOut(ctx, env, this.store);
     this.presence = new PresenceWatch(ctx.storage.sql, env);
+    this.mls = new MlsStore(ctx.storage.sql);
     this.calls = new CallSignals(ctx.storage, {
       conversationId: () => this.store.info()!.id,
       activeMembers: () => this.store.activeMembers().map((m) => m.user_id),
@@ -104,13 +112,14 @@ export class Conversation extends DurableObject<Env> {
     migrate(this.ctx.storage.sql, CONVERSATION_SCHEMA);
     const creatorRole: Role = spec.type === "group" ? "admin" : "member";
     const members = [{ userId: spec.creator, role: creatorRole }, ...others.map((userId) => ({ userId, role: "member" as Role }))];
+    const encryption = spec.encryption ?? "none";
     await recordConversation(
       dir,
-      { id: spec.conversationId, type: spec.type, name: spec.name, directKey: spec.directKey, createdBy: spec.creator, createdAt: now },
+      { id: spec.conversationId, type: spec.type, name: spec.name, directKey: spec.directKey, encryption, createdBy: spec.creator, createdAt: now },
       members,
     );
     this.ctx.storage.transactionSync(() => {
-      this.store.createInfo({ id: spec.conversationId, type: spec.type, name: spec.name, created_by: spec.creator, created_at: now });
+      this.store.createInfo({ id: spec.conversationId, type: spec.type, name: spec.name, created_by: spec.creator, created_at: now, encryption });
       for (const m of members) this.store.upsertMember(m.userId, m.role, now);
       this.store.appendFeed({ type: "conversation", conversation: this.store.snapshot() });
     });
@@ -145,6 +154,7 @@ export class Conversation extends DurableObject<Env> {
     await recordMembers(dir, this.store.info()!.id, fresh.map((userId) => ({ userId, role: "member" as Role })), now);
     this.ctx.storage.transactionSync(() => {
       for (const id of fresh) if (!this.store.activeMember(id)) this.store.upsertMember(id, "member", now);
+      for (const id of fresh) this.mls.removalCancelled(id);
       this.store.appendFeed({ type: "conversation", conversation: this.store.snapshot() });
       for (const id of fresh) this.store.appendFeed(this.store.joinedEvent(id), id);
     });
@@ -169,6 +179,7 @@ export class Conversation extends DurableObject<Env> {
     this.ctx.storage.transactionSync(() => {
       const removedAt = this.store.appendFeed({ type: "removed", conversation_id: info.id }, userId);
       this.store.deactivateMember(userId, removedAt);
+      if (info.encryption === "mls") this.mls.removalPending(userId);
       const remaining = this.store.activeMembers();
       // A group is never left without an admin: the longest-standing member takes over.
       if (remaining.length && !remaining.some((m) => m.role === "admin")) this.store.setRole(remaining[0]!.user_id, "admin");
@@ -267,6 +278,9 @@ export class Conversation extends DurableObject<Env> {
       return fail("too_large", `content is longer than ${this.limits.maxContentChars} characters`);
     }
     if (input.kind === "media" && !input.media_id) return fail("invalid_request", "media_id: required for kind media");
+    if (this.store.info()!.encryption === "mls" && input.kind !== "encrypted") {
+      return fail("invalid_request", 'kind: an "mls" conversation takes only kind "encrypted" (and commits through …/mls/commits)');
+    }
     const original = this.store.messageByClientId(caller.userId, input.client_message_id);
     if (original) return ok(original, false);
     const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(caller.userId));
@@ -289,6 +303,81 @@ export class Conversation extends DurableObject<Env> {
     );
     await this.fanout.kick();
     return ok(message, true);
+  }
+
+  // ---- MLS Delivery Service (section 10) ------------------------------------------
+
+  /**
+   * A commit, accepted when it moves on from the current epoch and its new tree holds only
+   * live devices of current members; stored as a `mls_commit` message, its welcome then
+   * owed to each added device. The Worker decoded it and checked its signatures.
+   */
+  async commitMls(caller: Caller, input: CommitInput, facts: CommitFacts): Promise<Outcome<{ epoch: number; seq: number }>> {
+    const denied = this.checkMember(caller.userId);
+    if (denied) return denied;
+    const info = this.store.info()!;
+    if (info.encryption !== "mls") return fail("invalid_request", 'not an "mls" conversation');
+    const repeat = this.commitRepeat(caller, input);
+    if (repeat) return repeat;
+    const isMember = (userId: string) => this.store.activeMember(userId) !== null;
+    // Fail fast before the look-ups; judged again, synchronously, right before the write.
+    const early = this.mls.judge(info.id, caller, input.epoch, facts, isMember, null);
+    if (!early.ok) return early;
+    const candidates = this.mls.candidates(input.epoch, caller, facts);
+    const live = new Set(
+      candidates.length ? (await liveDevicesOf(directory(this.env.DB), candidates)).map((d) => deviceIdentity(d.userId, d.deviceId)) : [],
+    );
+    const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(caller.userId));
+    const token = await inbox.takeSendToken();
+    if (!token.ok) return fail("rate_limited", "too many messages; slow down", token.retryAfterSeconds);
+
+    const raced = this.commitRepeat(caller, input);
+    if (raced) return raced;
+    const verdict = this.mls.judge(info.id, caller, input.epoch, facts, isMember, live);
+    if (!verdict.ok) return verdict;
+    const epoch = input.epoch + 1;
+    const message = this.ctx.storage.transactionSync(() => {
+      const stored = this.store.appendMessage({
+        message_id: newId("m"),
+        sender_id: caller.userId,
+        sender_device_id: caller.deviceId,
+        client_message_id: input.client_message_id,
+        kind: "mls_commit",
+        content: input.commit,
+        created_at: Date.now(),
+      });
+      this.mls.record(epoch, stored.seq, input.group_info, verdict.value.devices);
+      if (input.welcome !== undefined) {
+        for (const d of verdict.value.added) {
+          this.store.appendFeed(
+            { type: "mls_welcome", conversation_id: info.id, epoch, welcome: input.welcome, to_device_id: d.deviceId },
+            d.userId,
+          );
+        }
+      }
+      return stored;
+    });
+    this.broadcast({ type: "message", message });
+    await this.fanout.kick();
+    return ok({ epoch, seq: message.seq }, true);
+  }
+
+  /** The answer to a commit this caller already made with this client_message_id. */
+  private commitRepeat(caller: Caller, input: CommitInput): Outcome<{ epoch: number; seq: number }> | null {
+    const original = this.store.messageByClientId(caller.userId, input.client_message_id);
+    if (!original) return null;
+    const epoch = original.kind === "mls_commit" ? this.mls.epochOfSeq(original.seq) : null;
+    if (epoch === null) return fail("invalid_request", "client_message_id: already used for a message that is not a commit");
+    return ok({ epoch, seq: original.seq }, false);
+  }
+
+  /** The group info of the current epoch, or of `epoch`; members only. */
+  async mlsGroupInfo(caller: Caller, epoch: number | null): Promise<Outcome<{ epoch: number; group_info: string }>> {
+    const denied = this.checkMember(caller.userId);
+    if (denied) return denied;
+    if (this.store.info()!.encryption !== "mls") return fail("not_found", 'not an "mls" conversation');
+    const found = this.mls.groupInfo(epoch ?? this.mls.currentEpoch());
+    return found ? ok(found) : fail("not_found", epoch === null ? "no commit yet: the group is at epoch 0" : `no group info for epoch ${epoch}`);
   }
 
   private checkMember(userId: string) {

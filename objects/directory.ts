@@ -28,11 +28,25 @@ export async function isLiveDevice(dir: Directory, userId: string, deviceId: str
   return rows.length > 0;
 }
 
+/** The live (not revoked) devices of these users. */
+export async function liveDevicesOf(dir: Directory, userIds: string[]): Promise<{ userId: string; deviceId: string }[]> {
+  const out: { userId: string; deviceId: string }[] = [];
+  for (let i = 0; i < userIds.length; i += 90) {
+    const rows = await dir
+      .select({ userId: devices.userId, deviceId: devices.id })
+      .from(devices)
+      .where(and(inArray(devices.userId, userIds.slice(i, i + 90)), isNull(devices.revokedAt)));
+    out.push(...rows);
+  }
+  return out;
+}
+
 export interface ConversationRecord {
   id: string;
   type: "direct" | "group";
   name: string | null;
   directKey: string | null;
+  encryption?: "none" | "mls";
   createdBy: string;
   createdAt: number;
 }

@@ -5,10 +5,21 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
-import { CLOSE_UNAUTHORIZED, fail, ok, type ConversationSummary, type FeedEvent, type Message, type Outcome } from "../protocol";
+import {
+  CLOSE_UNAUTHORIZED,
+  fail,
+  ok,
+  SERVER_MESSAGE_KINDS,
+  type ConversationSummary,
+  type DeviceOnlyEvent,
+  type FeedEvent,
+  type Message,
+  type Outcome,
+} from "../protocol";
 import { limits } from "../worker/lib/config";
 import type { OwedEvent } from "./conversation-store";
 import { errorFrame } from "./frames";
+import { KEY_PACKAGES_LOW, KEY_PACKAGES_SCHEMA, KeyPackageStore, type ClaimedPackage, type VerifiedKeyPackage } from "./key-packages";
 import { PRESENCE_SCHEMA, PresenceTracker, type Presence } from "./presence";
 import { PUSH_OUTBOX_SCHEMA, PUSH_SCHEMA, PushSubscriptions, type PushJob, type PushSubscriptionBody } from "./push-subscriptions";
 import { RATE_LIMIT_SCHEMA, takeToken, type TakeResult } from "./rate-limit";
@@ -31,6 +42,11 @@ const INBOX_SCHEMA = [
   `ALTER TABLE conversations ADD COLUMN join_seq INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE conversations ADD COLUMN own_before_join TEXT NOT NULL DEFAULT '[]';`,
   PUSH_OUTBOX_SCHEMA,
+  // Section 10: key packages, and events for one device only (device_id) in the log;
+  // kind says which messages never count as unread.
+  KEY_PACKAGES_SCHEMA,
+  `ALTER TABLE log ADD COLUMN device_id TEXT;
+   ALTER TABLE log ADD COLUMN kind TEXT;`,
 ] as const;
 
 const REPLAY_PAGE = 500;
@@ -51,6 +67,8 @@ interface ConversationRow extends Record<string, SqlStorageValue> {
 interface LogRow extends Record<string, SqlStorageValue> {
   cursor: number;
   event: string;
+  /** Set for events of one device only. */
+  device_id: string | null;
 }
 
 /** What a conversation hands an inbox: events past the inbox's position, and the position they reach. */
@@ -70,12 +88,14 @@ export class Inbox extends DurableObject<Env> {
   private readonly limits = limits(this.env as unknown as Record<string, unknown>);
   private readonly presence: PresenceTracker;
   private readonly subscriptions: PushSubscriptions;
+  private readonly keyPackages: KeyPackageStore;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.presence = new PresenceTracker(ctx, env);
     this.subscriptions = new PushSubscriptions(ctx, env.PUSH_QUEUE);
+    this.keyPackages = new KeyPackageStore(ctx.storage.sql, this.limits.maxKeyPackages);
     ctx.blockConcurrencyWhile(async () => migrate(this.sql, INBOX_SCHEMA));
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
   }
@@ -105,10 +125,7 @@ export class Inbox extends DurableObject<Env> {
         batch.conversationId,
       );
     });
-    for (const row of appended) {
-      const frame = deviceFrame(row);
-      for (const ws of this.ctx.getWebSockets()) sendFrame(ws, frame);
-    }
+    for (const row of appended) this.stream(row);
     if (pushes > 0) this.ctx.waitUntil(this.subscriptions.flush());
   }
 
@@ -147,6 +164,7 @@ export class Inbox extends DurableObject<Env> {
   async revokeDevice(deviceId: string): Promise<void> {
     this.sql.exec("INSERT OR IGNORE INTO revoked_devices (device_id) VALUES (?)", deviceId);
     this.subscriptions.delete(deviceId);
+    this.keyPackages.forget(deviceId);
     for (const ws of this.ctx.getWebSockets(`d:${deviceId}`)) closeSocket(ws, CLOSE_UNAUTHORIZED, "device revoked");
   }
 
@@ -183,6 +201,41 @@ export class Inbox extends DurableObject<Env> {
     if (jobs.length === 0) return;
     this.subscriptions.stage(jobs);
     await this.subscriptions.flush();
+  }
+
+  // ---- MLS key packages (section 10) -------------------------------------------
+
+  /** Stores a device's verified key packages, all or none. */
+  async storeKeyPackages(deviceId: string, packages: VerifiedKeyPackage[], lastResort: VerifiedKeyPackage | null): Promise<Outcome<{ stored: number }>> {
+    if (this.isRevoked(deviceId)) return fail("unauthorized", "device revoked");
+    return this.ctx.storage.transactionSync(() => this.keyPackages.store(deviceId, packages, lastResort));
+  }
+
+  async keyPackageCount(deviceId: string): Promise<number> {
+    return this.keyPackages.count(deviceId);
+  }
+
+  /** A claim by another user (or this one): their bucket, one token per claim request. */
+  async takeClaimToken(): Promise<TakeResult> {
+    return takeToken(this.sql, "key_package_claim", this.limits.keyPackageClaimsPerMinute);
+  }
+
+  /**
+   * One key package of each of these live devices (the Worker asked D1). Each device left
+   * with fewer than KEY_PACKAGES_LOW gets a `key_packages_low` event on its socket.
+   */
+  async claimKeyPackages(deviceIds: string[]): Promise<ClaimedPackage[]> {
+    const live = deviceIds.filter((d) => !this.isRevoked(d));
+    const low: LogRow[] = [];
+    const claimed = this.ctx.storage.transactionSync(() => {
+      const taken = this.keyPackages.claim(live);
+      for (const c of taken) {
+        if (c.remaining < KEY_PACKAGES_LOW) low.push(this.appendForDevice(c.deviceId, { type: "key_packages_low", count: c.remaining }));
+      }
+      return taken;
+    });
+    for (const row of low) this.stream(row);
+    return claimed;
   }
 
   /** A conversation with open sockets subscribes to this user's presence; answers it now. */
@@ -261,7 +314,10 @@ export class Inbox extends DurableObject<Env> {
    */
   private pushJobs(userId: string, events: FeedEvent[]): PushJob[] {
     const newest = events.reduce<Message | null>(
-      (best, e) => (e.type === "message" && e.message.sender_id !== userId && (!best || e.message.seq > best.seq) ? e.message : best),
+      (best, e) =>
+        e.type === "message" && e.message.sender_id !== userId && e.message.kind !== "mls_commit" && (!best || e.message.seq > best.seq)
+          ? e.message
+          : best,
       null,
     );
     if (!newest) return [];
@@ -275,10 +331,16 @@ export class Inbox extends DurableObject<Env> {
   }
 
   private replay(ws: WebSocket, since: number): void {
+    const { deviceId } = ws.deserializeAttachment() as SocketIdentity;
     let from = since;
     for (;;) {
       const rows = this.sql
-        .exec<LogRow>("SELECT cursor, event FROM log WHERE cursor > ? ORDER BY cursor LIMIT ?", from, REPLAY_PAGE)
+        .exec<LogRow>(
+          "SELECT cursor, event, device_id FROM log WHERE cursor > ? AND (device_id IS NULL OR device_id = ?) ORDER BY cursor LIMIT ?",
+          from,
+          deviceId,
+          REPLAY_PAGE,
+        )
         .toArray();
       for (const row of rows) sendFrame(ws, deviceFrame(row));
       if (rows.length < REPLAY_PAGE) return;
@@ -286,22 +348,53 @@ export class Inbox extends DurableObject<Env> {
     }
   }
 
+  /** Sends a freshly appended row to the sockets it is for: every device's, or one device's. */
+  private stream(row: LogRow): void {
+    const frame = deviceFrame(row);
+    for (const ws of this.ctx.getWebSockets(row.device_id === null ? undefined : `d:${row.device_id}`)) sendFrame(ws, frame);
+  }
+
   /** Appends one event to the log; null when it is a message the log already holds. */
-  private append(conversationId: string, event: FeedEvent): LogRow | null {
+  private append(conversationId: string, event: Exclude<FeedEvent, { type: "joined" }>): LogRow | null {
     const isMessage = event.type === "message";
+    let deviceId: string | null = null;
+    let stored: FeedEvent | DeviceOnlyEvent = event;
+    if (event.type === "mls_welcome") {
+      const { to_device_id, ...welcome } = event;
+      deviceId = to_device_id;
+      stored = welcome;
+    }
+    const json = JSON.stringify(stored);
     const cursor = this.sql
       .exec<{ cursor: number }>(
-        `INSERT OR IGNORE INTO log (conversation_id, type, seq, sender_id, event, created_at)
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING cursor`,
+        `INSERT OR IGNORE INTO log (conversation_id, type, seq, sender_id, event, created_at, device_id, kind)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING cursor`,
         conversationId,
         event.type,
         isMessage ? event.message.seq : null,
         isMessage ? event.message.sender_id : null,
-        JSON.stringify(event),
+        json,
         Date.now(),
+        deviceId,
+        isMessage ? event.message.kind : null,
       )
       .toArray()[0]?.cursor;
-    return cursor === undefined ? null : { cursor, event: JSON.stringify(event) };
+    return cursor === undefined ? null : { cursor, event: json, device_id: deviceId };
+  }
+
+  /** Appends an event of one device that no conversation sent (conversation_id ''). */
+  private appendForDevice(deviceId: string, event: DeviceOnlyEvent): LogRow {
+    const json = JSON.stringify(event);
+    const cursor = this.sql
+      .exec<{ cursor: number }>(
+        "INSERT INTO log (conversation_id, type, event, created_at, device_id) VALUES ('', ?, ?, ?, ?) RETURNING cursor",
+        event.type,
+        json,
+        Date.now(),
+        deviceId,
+      )
+      .one().cursor;
+    return { cursor, event: json, device_id: deviceId };
   }
 
   private applyToList(userId: string, conversationId: string, event: FeedEvent): void {
@@ -329,6 +422,8 @@ export class Inbox extends DurableObject<Env> {
         return;
       case "removed":
         this.sql.exec("UPDATE conversations SET removed = 1 WHERE conversation_id = ?", conversationId);
+        return;
+      case "mls_welcome":
         return;
       case "joined":
         this.sql.exec(
@@ -359,10 +454,12 @@ export class Inbox extends DurableObject<Env> {
     const read = row.last_read_seq;
     const sinceJoin = this.sql
       .exec<{ n: number }>(
-        "SELECT count(*) AS n FROM log WHERE type = 'message' AND conversation_id = ? AND seq > ? AND sender_id != ?",
+        `SELECT count(*) AS n FROM log WHERE type = 'message' AND conversation_id = ? AND seq > ? AND sender_id != ?
+           AND coalesce(kind, '') NOT IN (${SERVER_MESSAGE_KINDS.map(() => "?").join(", ")})`,
         row.conversation_id,
         Math.max(read, row.join_seq),
         userId,
+        ...SERVER_MESSAGE_KINDS,
       )
       .one().n;
     if (read >= row.join_seq) return sinceJoin;

@@ -19,6 +19,8 @@ export interface ErrorBody {
   message: string;
   /** Seconds, for `rate_limited`. */
   retryAfter?: number;
+  /** Fields of the answer's body beside `error`, e.g. a commit conflict's `epoch` (section 10). */
+  extra?: Record<string, unknown>;
 }
 
 /**
@@ -34,6 +36,12 @@ export const ok = <T>(value: T, created?: boolean): Outcome<T> =>
 export const fail = (code: ErrorCode, message: string, retryAfter?: number): { ok: false; error: ErrorBody } => ({
   ok: false,
   error: retryAfter === undefined ? { code, message } : { code, message, retryAfter },
+});
+
+/** A failure whose body carries more than `error`: `{"error":…, ...extra}`. */
+export const failWith = (code: ErrorCode, message: string, extra: Record<string, unknown>): { ok: false; error: ErrorBody } => ({
+  ok: false,
+  error: { code, message, extra },
 });
 
 /** WebSocket close codes. */

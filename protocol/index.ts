@@ -7,8 +7,19 @@ import { z } from "zod";
 
 export * from "./errors";
 
+/** The kinds a client may send. */
 export const MESSAGE_KINDS = ["text", "media", "encrypted"] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
+/** Kinds only the server stores, in the same order (sections 10 and 11); they never count as unread. */
+export const SERVER_MESSAGE_KINDS = ["mls_commit", "call"] as const;
+export type ServerMessageKind = (typeof SERVER_MESSAGE_KINDS)[number];
+/** Every kind a stored message can have. */
+export const STORED_MESSAGE_KINDS = [...MESSAGE_KINDS, ...SERVER_MESSAGE_KINDS] as const;
+export type StoredMessageKind = MessageKind | ServerMessageKind;
+
+/** Section 10: how a conversation's messages are protected. */
+export const ENCRYPTIONS = ["none", "mls"] as const;
+export type Encryption = (typeof ENCRYPTIONS)[number];
 
 /**
  * Strings must be well-formed Unicode: SQLite stores UTF-8, where a lone surrogate would
@@ -34,14 +45,37 @@ export const LoginBody = z.object({
 });
 
 export const CreateConversationBody = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("direct"), peer: id }),
+  z.object({ type: z.literal("direct"), peer: id, encryption: z.enum(ENCRYPTIONS).optional().describe('default "none"') }),
   z.object({
     type: z.literal("group"),
     name: text().min(1).max(256),
     // Bounded far above the group limit so the 422 check sees oversized lists; 400 past this.
     members: z.array(id).max(10_000),
+    encryption: z.enum(ENCRYPTIONS).optional().describe('default "none"'),
   }),
 ]);
+
+// ---- MLS (section 10): binary structures are base64url of their TLS encoding ----
+
+/** Base64url without padding; the bounds are far above any real structure (the body limit applies first). */
+const b64url = (max: number) =>
+  z.string().max(max).regex(/^[A-Za-z0-9_-]+$/, "must be base64url without padding");
+
+export const UploadKeyPackagesBody = z.object({
+  key_packages: z.array(b64url(16_384)).max(1_000).describe("MLSMessage-wrapped KeyPackages of the calling device"),
+  last_resort: b64url(16_384).optional().describe("kept and handed out whenever the device has no other package left"),
+});
+
+export const ClaimKeyPackagesBody = z.object({ user_ids: z.array(id).min(1).max(256) });
+
+export const CommitBody = z.object({
+  epoch: seq.describe("the group's current epoch, which the commit moves on from (0 before the first commit)"),
+  commit: b64url(4 * 1024 * 1024).describe("an MLSMessage holding a PublicMessage with a Commit"),
+  group_info: b64url(4 * 1024 * 1024).describe("the new epoch's GroupInfo, with the ratchet_tree extension"),
+  welcome: b64url(4 * 1024 * 1024).optional().describe("for the devices the commit adds"),
+  client_message_id: id,
+});
+export type CommitInput = z.infer<typeof CommitBody>;
 
 export const AddMembersBody = z.object({ user_ids: z.array(id).min(1).max(10_000) });
 
@@ -88,7 +122,7 @@ export interface Message {
   sender_id: string;
   sender_device_id: string;
   client_message_id: string;
-  kind: MessageKind;
+  kind: StoredMessageKind;
   content: string;
   media_id?: string;
   created_at: number;
@@ -105,6 +139,7 @@ export interface Conversation {
   type: "direct" | "group";
   name: string | null;
   members: Member[];
+  encryption: Encryption;
   created_at: number;
 }
 
@@ -154,6 +189,8 @@ export type FeedEvent =
   | { type: "receipt"; conversation_id: string; user_id: string; kind: ReceiptKind; up_to_seq: number }
   | { type: "conversation"; conversation: Conversation }
   | { type: "removed"; conversation_id: string }
+  /** For one device of the member (`to_device_id`), which the inbox keeps to itself. */
+  | { type: "mls_welcome"; conversation_id: string; epoch: number; welcome: string; to_device_id: string }
   /**
    * Internal, never streamed to devices: tells a member's inbox where its feed starts
    * (`join_seq`), so its list can show the latest message and count the earlier unread
@@ -161,4 +198,12 @@ export type FeedEvent =
    */
   | { type: "joined"; conversation_id: string; join_seq: number; own_seqs: number[]; last_message: Message | null };
 
-export type DeviceEvent = Exclude<FeedEvent, { type: "joined" }> & { cursor: string };
+/**
+ * Events of one device only (section 10), stored in the user's log with the device they
+ * are for; other devices of the user never see them.
+ */
+export type DeviceOnlyEvent =
+  | { type: "key_packages_low"; count: number }
+  | { type: "mls_welcome"; conversation_id: string; epoch: number; welcome: string };
+
+export type DeviceEvent = (Exclude<FeedEvent, { type: "joined" | "mls_welcome" }> | DeviceOnlyEvent) & { cursor: string };

@@ -10,7 +10,7 @@
 import { z } from "zod";
 import type { Presence } from "../objects/presence";
 import type { Conversation, ConversationSummary, ErrorCode, Member, Message } from "./index";
-import { ERROR_STATUS, MESSAGE_KINDS } from "./index";
+import { ENCRYPTIONS, ERROR_STATUS, STORED_MESSAGE_KINDS } from "./index";
 
 const seq = z.number().int().nonnegative();
 const time = z.number().describe("milliseconds since the Unix epoch");
@@ -23,7 +23,7 @@ export const MessageSchema = z
     sender_id: z.string(),
     sender_device_id: z.string(),
     client_message_id: z.string(),
-    kind: z.enum(MESSAGE_KINDS).describe("clients ignore kinds they do not know"),
+    kind: z.enum(STORED_MESSAGE_KINDS).describe("clients send text, media or encrypted; the server stores mls_commit and call; clients ignore kinds they do not know"),
     content: z.string(),
     media_id: z.string().optional(),
     created_at: time,
@@ -39,6 +39,7 @@ const conversationFields = {
   type: z.enum(["direct", "group"]),
   name: z.string().nullable(),
   members: z.array(MemberSchema),
+  encryption: z.enum(ENCRYPTIONS).describe('"mls": only kind "encrypted" messages and MLS commits (section 10)'),
   created_at: time,
 };
 
@@ -84,6 +85,14 @@ export const PresenceSchema = z
 export const PushSubscriptionCreated = z.object({ device_id: z.string(), endpoint: z.string() });
 export const VapidPublicKey = z.object({ key: z.string().describe("base64url, uncompressed P-256 point") });
 export const Health = z.object({ ok: z.literal(true) });
+
+export const KeyPackagesStored = z.object({ stored: z.number().int().nonnegative().describe("packages newly stored (repeats of stored ones are not)") });
+export const KeyPackageCount = z.object({ count: z.number().int().nonnegative().describe("unclaimed, unexpired packages of the calling device, the last resort not counted") });
+export const ClaimedKeyPackages = z.object({
+  key_packages: z.array(z.object({ user_id: z.string(), device_id: z.string(), key_package: z.string().describe("base64url MLSMessage") })),
+});
+export const CommitAccepted = z.object({ epoch: z.number().int().nonnegative().describe("the epoch the commit made"), seq });
+export const GroupInfoSchema = z.object({ epoch: z.number().int().nonnegative(), group_info: z.string().describe("base64url MLSMessage holding the epoch's GroupInfo") });
 
 /** The body of every non-2xx answer (CONTRACT.md section 1). */
 export const ErrorResponse = z

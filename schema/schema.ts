@@ -39,6 +39,8 @@ export const conversations = sqliteTable(
     name: text("name"),
     /** For direct conversations: the two user ids, sorted and joined; enforces one per pair. */
     directKey: text("direct_key"),
+    /** Section 10: "mls" conversations take only encrypted messages and MLS commits. */
+    encryption: text("encryption", { enum: ["none", "mls"] }).notNull().default("none"),
     createdBy: text("created_by").notNull(),
     createdAt: integer("created_at").notNull(),
   },

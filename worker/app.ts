@@ -8,6 +8,7 @@ import { openApiDocument } from "./openapi/document";
 import { accounts } from "./routes/accounts";
 import { calls } from "./routes/calls";
 import { conversations } from "./routes/conversations";
+import { mls } from "./routes/mls";
 import { push } from "./routes/push";
 import { sockets } from "./routes/sockets";
 import type { AppEnv } from "./types";
@@ -50,6 +51,7 @@ app.get(
 app.route("/", sockets);
 app.route("/", accounts);
 app.route("/", conversations);
+app.route("/", mls);
 app.route("/", push);
 app.route("/", calls);
 

@@ -9,18 +9,20 @@ export class ApiError extends HTTPException {
     readonly code: ErrorCode,
     message: string,
     readonly retryAfter?: number,
+    readonly extra?: Record<string, unknown>,
   ) {
     super(ERROR_STATUS[code] as ContentfulStatusCode, { message });
   }
 
   static from(body: ErrorBody): ApiError {
-    return new ApiError(body.code, body.message, body.retryAfter);
+    return new ApiError(body.code, body.message, body.retryAfter, body.extra);
   }
 
   toResponse(): Response {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (this.retryAfter !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(this.retryAfter)));
-    return new Response(JSON.stringify({ error: { code: this.code, message: this.message } }), { status: this.status, headers });
+    const body = { error: { code: this.code, message: this.message }, ...this.extra };
+    return new Response(JSON.stringify(body), { status: this.status, headers });
   }
 }
 

@@ -29,7 +29,7 @@ const memberIds = (conv: any) => (conv.members as any[]).map((m) => m.user_id).s
 const roles = (conv: any) => Object.fromEntries((conv.members as any[]).map((m) => [m.user_id, m.role]));
 
 function expectConversationShape(conv: any) {
-  expect(Object.keys(conv).sort()).toEqual(["conversation_id", "created_at", "members", "name", "type"]);
+  expect(Object.keys(conv).sort()).toEqual(["conversation_id", "created_at", "encryption", "members", "name", "type"]);
   expect(conv.conversation_id).toMatch(ID);
   expect(typeof conv.created_at).toBe("number");
   for (const m of conv.members) {

@@ -5,8 +5,9 @@ import { ApiError, invalid } from "../errors";
 import type { AppEnv } from "../types";
 import { limits } from "./config";
 
-export async function readJson<S extends z.ZodType>(c: Context<AppEnv>, schema: S): Promise<z.infer<S>> {
-  const max = limits(c.env as unknown as Record<string, unknown>).maxBodyBytes;
+/** `maxBytes` overrides the body limit for routes that need more (MLS commits). */
+export async function readJson<S extends z.ZodType>(c: Context<AppEnv>, schema: S, maxBytes?: number): Promise<z.infer<S>> {
+  const max = maxBytes ?? limits(c.env as unknown as Record<string, unknown>).maxBodyBytes;
   const bytes = await readCapped(c.req.raw, max);
   let raw: unknown;
   try {

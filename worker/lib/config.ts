@@ -10,6 +10,12 @@ export interface Limits {
   maxSocketsPerUser: number;
   /** Origins allowed to open WebSockets; empty allows any (CSWSH protection when set). */
   allowedOrigins: string[];
+  /** Unclaimed MLS key packages held per device (section 10). */
+  maxKeyPackages: number;
+  /** Key-package claims per user per minute (one token per claim request). */
+  keyPackageClaimsPerMinute: number;
+  /** Body of POST …/mls/commits: a commit, the new epoch's group info (whole ratchet tree) and a welcome. */
+  maxCommitBodyBytes: number;
 }
 
 const int = (value: string | undefined, fallback: number): number => {
@@ -27,6 +33,9 @@ export function limits(env: Partial<Record<string, unknown>>): Limits {
     maxMediaBytes: int(s("MAX_MEDIA_BYTES"), 100 * 1024 * 1024),
     tokenTtlSeconds: int(s("TOKEN_TTL_SECONDS"), 30 * 24 * 3600),
     maxSocketsPerUser: int(s("MAX_SOCKETS_PER_USER"), 20),
+    maxKeyPackages: int(s("MAX_KEY_PACKAGES"), 100),
+    keyPackageClaimsPerMinute: int(s("KEY_PACKAGE_CLAIMS_PER_MINUTE"), 60),
+    maxCommitBodyBytes: int(s("MAX_COMMIT_BODY_BYTES"), 1024 * 1024),
     allowedOrigins: (s("ALLOWED_ORIGINS") ?? "")
       .split(",")
       .map((o) => o.trim())

@@ -55,6 +55,7 @@ conversations.post("/conversations", createDoc, async (c) => {
       directKey: directKey(userId, body.peer),
       creator: userId,
       others: [body.peer],
+      encryption: body.encryption ?? "none",
     });
     const conversation = unwrap(outcome);
     return c.json(conversation, outcome.ok && outcome.created ? 201 : 200);
@@ -67,6 +68,7 @@ conversations.post("/conversations", createDoc, async (c) => {
     directKey: null,
     creator: userId,
     others: body.members,
+    encryption: body.encryption ?? "none",
   });
   return c.json(unwrap(outcome), 201);
 });

@@ -1,0 +1,1 @@
+ALTER TABLE `conversations` ADD `encryption` text DEFAULT 'none' NOT NULL;
