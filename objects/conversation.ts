@@ -30,7 +30,18 @@ import { FanOut } from "./fanout";
 import type { Presence } from "./presence";
 import { PresenceWatch } from "./presence-watch";
 import { errorFrame, parseFrame } from "./frames";
-import { answerClose, closeSocket, json, upgradeCaller, migrate, sendFrame, type Caller, type SocketIdentity } from "./schema";
+import {
+  answerClose,
+  closeSocket,
+  firstExpiry,
+  json,
+  liveSockets,
+  upgradeCaller,
+  migrate,
+  sendFrame,
+  type Caller,
+  type SocketIdentity,
+} from "./schema";
 
 const ringTimeoutMs = (env: Env) => {
   const seconds = Number((env as unknown as Record<string, unknown>).CALL_RING_TIMEOUT_SECONDS);
@@ -74,7 +85,7 @@ export class Conversation extends DurableObject<Env> {
     this.calls = new CallSignals(ctx.storage, {
       conversationId: () => this.store.info()!.id,
       activeMembers: () => this.store.activeMembers().map((m) => m.user_id),
-      sockets: (tag) => (tag === undefined ? this.ctx.getWebSockets() : this.ctx.getWebSockets(tag)),
+      sockets: (tag) => this.sockets(tag),
       socketIdentity: (ws) => ws.deserializeAttachment() as SocketState,
       ringDevices: (userIds, frame, exceptDevice) => this.ringDevices(userIds, frame, exceptDevice),
       storeCallEvent: (caller, callId, content) => this.storeCallEvent(caller, callId, content),
@@ -408,6 +419,8 @@ export class Conversation extends DurableObject<Env> {
     const server = pair[1];
     this.ctx.acceptWebSocket(server, [caller.userId, `d:${caller.deviceId}`]);
     server.serializeAttachment({ ...caller, typingUntil: 0 } satisfies SocketState);
+    // Closed with 4401 by the alarm when the token expires, even if it never sends a frame.
+    await this.fanout.wakeAt(caller.exp * 1000);
     this.ctx.waitUntil(this.greet(server));
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
@@ -416,6 +429,7 @@ export class Conversation extends DurableObject<Env> {
   private async greet(ws: WebSocket): Promise<void> {
     const members = this.store.activeMembers().map((m) => m.user_id);
     await this.presence.ensure(this.store.info()!.id, members);
+    if (liveSockets([ws]).length === 0) return;
     for (const frame of this.presence.frames(members)) sendFrame(ws, frame);
   }
 
@@ -486,7 +500,7 @@ export class Conversation extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     if (!this.store.info()) return;
     const now = Date.now();
-    for (const ws of this.ctx.getWebSockets()) {
+    for (const ws of this.sockets()) {
       const state = ws.deserializeAttachment() as SocketState;
       if (state.typingUntil && state.typingUntil <= now) {
         ws.serializeAttachment({ ...state, typingUntil: 0 } satisfies SocketState);
@@ -494,8 +508,8 @@ export class Conversation extends DurableObject<Env> {
       }
     }
     const nextCall = await this.calls.onAlarm(now);
-    const nextTyping = this.nextTypingExpiry();
-    await this.fanout.onAlarm(nextCall === null ? nextTyping : nextTyping === null ? nextCall : Math.min(nextCall, nextTyping));
+    const next = [nextCall, this.nextTypingExpiry(), firstExpiry(this.ctx.getWebSockets())].filter((t): t is number => t !== null);
+    await this.fanout.onAlarm(next.length ? Math.min(...next) : null);
   }
 
   /** A call frame to members' device sockets, through their inboxes (which push a ring to devices without one). */
@@ -540,11 +554,16 @@ export class Conversation extends DurableObject<Env> {
       state,
       ...(expiresAt ? { expires_at: expiresAt } : {}),
     });
-    for (const ws of this.ctx.getWebSockets()) if (ws !== from) sendFrame(ws, frame);
+    for (const ws of this.sockets()) if (ws !== from) sendFrame(ws, frame);
   }
 
   private broadcast(frame: unknown): void {
     const text = JSON.stringify(frame);
-    for (const ws of this.ctx.getWebSockets()) sendFrame(ws, text);
+    for (const ws of this.sockets()) sendFrame(ws, text);
+  }
+
+  /** Open sockets (with `tag`) whose token has not expired; expired ones are closed with 4401 here. */
+  private sockets(tag?: string): WebSocket[] {
+    return liveSockets(tag === undefined ? this.ctx.getWebSockets() : this.ctx.getWebSockets(tag));
   }
 }

@@ -23,7 +23,7 @@ import { KEY_PACKAGES_LOW, KEY_PACKAGES_SCHEMA, KeyPackageStore, type ClaimedPac
 import { PRESENCE_SCHEMA, PresenceTracker, type Presence } from "./presence";
 import { PUSH_OUTBOX_SCHEMA, PUSH_SCHEMA, PushSubscriptions, type PushJob, type PushSubscriptionBody } from "./push-subscriptions";
 import { RATE_LIMIT_SCHEMA, takeToken, type TakeResult } from "./rate-limit";
-import { answerClose, closeSocket, json, upgradeCaller, migrate, sendFrame, type SocketIdentity } from "./schema";
+import { answerClose, closeSocket, firstExpiry, json, liveSockets, upgradeCaller, migrate, sendFrame, type SocketIdentity } from "./schema";
 
 const INBOX_SCHEMA = [
   `CREATE TABLE log (
@@ -265,6 +265,8 @@ export class Inbox extends DurableObject<Env> {
     const server = pair[1];
     this.ctx.acceptWebSocket(server, [`d:${caller.deviceId}`]);
     server.serializeAttachment(caller satisfies SocketIdentity);
+    // Closed with 4401 by the alarm when the token expires, even if it never sends a frame.
+    await this.alarmBy(caller.exp * 1000);
     // No await between here and the last replayed frame: nothing can be appended in between.
     if (since) this.replay(server, since.data);
     this.ctx.waitUntil(this.presence.deviceOpened(caller.userId));
@@ -297,8 +299,19 @@ export class Inbox extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    const open = this.openDeviceSockets();
+    liveSockets(this.ctx.getWebSockets());
+    if (this.openDeviceSockets() < open) await this.presence.deviceClosed(this.openDeviceSockets());
     await this.presence.onAlarm(this.openDeviceSockets());
     await this.subscriptions.flush();
+    const expiry = firstExpiry(this.ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN));
+    if (expiry !== null) await this.alarmBy(expiry);
+  }
+
+  /** Makes sure the one alarm fires no later than `at`. */
+  private async alarmBy(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
   /** Device sockets still open, leaving out one that is closing; closing ones may still be listed. */
@@ -351,7 +364,7 @@ export class Inbox extends DurableObject<Env> {
   /** Sends a freshly appended row to the sockets it is for: every device's, or one device's. */
   private stream(row: LogRow): void {
     const frame = deviceFrame(row);
-    for (const ws of this.ctx.getWebSockets(row.device_id === null ? undefined : `d:${row.device_id}`)) sendFrame(ws, frame);
+    for (const ws of liveSockets(this.ctx.getWebSockets(row.device_id === null ? undefined : `d:${row.device_id}`))) sendFrame(ws, frame);
   }
 
   /** Appends one event to the log; null when it is a message the log already holds. */

@@ -26,7 +26,10 @@ export const CALLER_HEADERS = { user: "x-chat-user", device: "x-chat-device", ex
 
 /** What every hibernatable socket carries in its attachment, so it survives eviction. */
 export interface SocketIdentity extends Caller {
-  /** Token expiry, seconds since the epoch: the socket is closed with 4401 at the first frame past it. */
+  /**
+   * Token expiry, seconds since the epoch: the object's alarm closes the socket with 4401
+   * then, and nothing is sent to it past it (nor is a frame from it taken).
+   */
   exp: number;
 }
 
@@ -65,6 +68,32 @@ export function sendFrame(ws: WebSocket, frame: unknown): void {
     // closed or closing
   }
 }
+
+/**
+ * The sockets among `sockets` whose token is still valid; the others are closed with 4401
+ * on the way, so nothing more reaches a socket past its token's `exp`.
+ */
+export function liveSockets(sockets: WebSocket[], now = Date.now()): WebSocket[] {
+  return sockets.filter((ws) => {
+    const identity = ws.deserializeAttachment() as SocketIdentity | null;
+    if (!identity || identity.exp * 1000 > now) return true;
+    closeSocket(ws, CLOSE_TOKEN_EXPIRED, "token expired");
+    return false;
+  });
+}
+
+/** When the first of these sockets' tokens expires (ms), or null. */
+export function firstExpiry(sockets: WebSocket[]): number | null {
+  let first: number | null = null;
+  for (const ws of sockets) {
+    const exp = (ws.deserializeAttachment() as SocketIdentity | null)?.exp;
+    if (exp !== undefined && (first === null || exp * 1000 < first)) first = exp * 1000;
+  }
+  return first;
+}
+
+/** Same as protocol's CLOSE_UNAUTHORIZED. */
+const CLOSE_TOKEN_EXPIRED = 4401;
 
 export function closeSocket(ws: WebSocket, code: number, reason: string): void {
   try {
