@@ -1,7 +1,7 @@
 /*
  * The app's service worker: Web Push only (no offline caching). A push names a
  * conversation and a seq, never the content (CONTRACT.md section 8): the notification
- * says a message arrived and opens that conversation when clicked.
+ * says a message arrived (or a call rings) and opens that conversation when clicked.
  */
 self.addEventListener("install", () => self.skipWaiting());
 self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
@@ -20,14 +20,16 @@ self.addEventListener("push", (event) => {
       // Someone looking at the app already sees the message.
       const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
       if (windows.some((w) => w.visibilityState === "visible" && w.focused)) return;
-      const title = data.type === "call" ? "Incoming call" : "New message";
-      await self.registration.showNotification(title, {
-        body: "Open edge-chat to read it.",
+      // A call rings (CONTRACT.md section 11): {"type":"call","conversation_id","call_id"}.
+      const call = data.type === "call";
+      await self.registration.showNotification(call ? "Incoming call" : "New message", {
+        body: call ? "Open edge-chat to answer." : "Open edge-chat to read it.",
         icon: "/icon.svg",
         badge: "/icon.svg",
         // One notification per conversation: a repeat (pushes are at least once) replaces it.
-        tag: conversationId ?? "edge-chat",
+        tag: call ? `call:${typeof data.call_id === "string" ? data.call_id : conversationId ?? ""}` : (conversationId ?? "edge-chat"),
         renotify: true,
+        requireInteraction: call,
         data: { url },
       });
     })(),

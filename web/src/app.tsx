@@ -5,6 +5,7 @@
  */
 import { useEffect } from "preact/hooks";
 import { AuthScreen } from "./auth";
+import { CallOverlay } from "./call";
 import { ChatView } from "./chat";
 import { Sidebar } from "./sidebar";
 import { useModel } from "./ui";
@@ -71,6 +72,7 @@ export function App() {
           </div>
         )}
       </main>
+      <CallOverlay />
     </div>
   );
 }

@@ -4,6 +4,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { ChatMessage } from "@edge-chat/sdk";
 import { clock, dayLabel, lastSeen, sameDay } from "./format";
 import type { PendingSend } from "./model";
+import { CallButtons, CallEntry } from "./call";
 import { Avatar, Icon, Ticks, useModel } from "./ui";
 
 /** Unsent drafts per conversation, for the session. */
@@ -96,6 +97,7 @@ export function ChatView(props: { id: string; onBack: () => void }) {
             {subtitle}
           </span>
         </div>
+        <CallButtons id={id} peer={peer} name={title} />
       </header>
       <div class="messages" ref={list} onScroll={onScroll} role="log" aria-label={`Messages with ${title}`} aria-busy={!loaded || loadingOlder} tabIndex={0} data-testid="message-list">
         {hasOlder && (
@@ -109,11 +111,15 @@ export function ChatView(props: { id: string; onBack: () => void }) {
         {messages.map((m, i) => {
           const prev = messages[i - 1];
           const newDay = !prev || !sameDay(prev.created_at, m.created_at);
-          const grouped = !newDay && prev?.sender_id === m.sender_id && m.created_at - prev.created_at < 5 * 60_000;
+          const grouped = !newDay && prev?.kind !== "call" && prev?.sender_id === m.sender_id && m.created_at - prev.created_at < 5 * 60_000;
           return (
             <Fragment key={m.seq}>
               {newDay && <DaySeparator t={m.created_at} />}
-              <MessageRow m={m} mine={m.sender_id === me} group={c?.type === "group"} grouped={grouped} />
+              {m.kind === "call" && !m.deleted ? (
+                <CallEntry m={m} mine={m.sender_id === me} />
+              ) : (
+                <MessageRow m={m} mine={m.sender_id === me} group={c?.type === "group"} grouped={grouped} />
+              )}
             </Fragment>
           );
         })}

@@ -56,3 +56,37 @@ export function hueOf(id: string): number {
   for (let i = 0; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) >>> 0;
   return HUES[h % HUES.length]!;
 }
+
+/** A call's length as m:ss (h:mm:ss past an hour). */
+export function duration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
+/**
+ * The line a `kind:"call"` message shows (CONTRACT.md section 11: its content is
+ * `{"call_id","started_at","ended_at","outcome"}` as JSON).
+ */
+export function callLabel(content: string | undefined): string {
+  let c: { started_at?: unknown; ended_at?: unknown; outcome?: unknown } = {};
+  try {
+    c = JSON.parse(content ?? "{}") ?? {};
+  } catch {
+    c = {};
+  }
+  switch (c.outcome) {
+    case "missed":
+      return "Missed call";
+    case "declined":
+      return "Declined call";
+    case "cancelled":
+      return "Cancelled call";
+    case "completed":
+      return typeof c.started_at === "number" && typeof c.ended_at === "number" ? `Call, ${duration(c.ended_at - c.started_at)}` : "Call";
+    default:
+      return "Call";
+  }
+}

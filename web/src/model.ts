@@ -7,6 +7,8 @@
  * of its own.
  */
 import {
+  type Call,
+  type CallEndReason,
   ChatClient,
   ChatError,
   IndexedDBStorage,
@@ -23,6 +25,27 @@ import {
 } from "@edge-chat/sdk";
 
 export type Phase = "loading" | "signed-out" | "ready";
+
+/** The call on screen: one at a time (a ring while busy is declined). */
+export interface CallView {
+  call: Call;
+  /** Our own capture (null: none was allowed; we only listen). */
+  local: MediaStream | null;
+  remote: MediaStream | null;
+  /** Bumped when the remote stream gains a track, so the video element picks it up. */
+  remoteTracks: number;
+  muted: boolean;
+  cameraOn: boolean;
+  connectedAt: number | null;
+  /** Accept was pressed: capture is being asked for. */
+  answering: boolean;
+  /** The conversation socket the call signals on, once it has one. */
+  conv: OpenConversation | null;
+  off: () => void;
+}
+
+/** A ring with no word from the server this long after it arrived is over (the server's is 45 s). */
+const RING_FALLBACK_MS = 50_000;
 
 /** A send shown before the server has it: an outbox entry, or one that failed for good. */
 export interface PendingSend extends OutboxEntry {
@@ -84,6 +107,11 @@ export class AppModel {
   /** Who is typing where: conversation → user → when it ends. */
   typing = new Map<string, Map<string, number>>();
   openId: string | null = null;
+  call: CallView | null = null;
+  /** A short word after a call ends ("Call ended", "No answer"), shown for a few seconds. */
+  callNotice: string | null = null;
+  private callStarting = false;
+  private ringer: Ringer | null = null;
   private openConv: OpenConversation | null = null;
   private readSent = new Map<string, number>();
   private unsubscribers: (() => void)[] = [];
@@ -172,6 +200,10 @@ export class AppModel {
   }
 
   private detach(): void {
+    if (this.call) {
+      this.call.call.hangup();
+      this.dropCall(this.call);
+    }
     for (const off of this.unsubscribers.splice(0)) off();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
@@ -214,6 +246,7 @@ export class AppModel {
       this.changed();
     }));
     on.push(chat.on("conversation", (c) => this.upsertConversation(c)));
+    on.push(chat.on("call", (call) => this.onIncomingCall(call)));
     on.push(chat.on("removed", ({ conversation_id }) => {
       this.conversations.delete(conversation_id);
       this.messages.delete(conversation_id);
@@ -485,7 +518,8 @@ export class AppModel {
   /** Shows a conversation (or none): opens its socket (typing, presence, receipts) and loads its newest page. */
   openConversation(id: string | null): void {
     if (id === this.openId) return;
-    this.openConv?.close();
+    // The socket a call signals on stays open until the call ends (the SDK shares one per conversation).
+    if (this.openConv && this.openConv !== this.call?.conv) this.openConv.close();
     this.openConv = null;
     this.openId = id;
     this.changed();
@@ -682,6 +716,241 @@ export class AppModel {
     }
     if (any) this.changed();
   }
+
+  // ---- calls (CONTRACT.md section 11) -------------------------------------------------
+
+  /** Rings the conversation's other member, with our camera (video) or microphone. */
+  async startCall(id: string, video: boolean): Promise<void> {
+    const chat = this.need();
+    if (this.call || this.callStarting) return;
+    this.callStarting = true;
+    this.changed();
+    try {
+      const local = await capture(video);
+      if (chat !== this.chat) return stopTracks(local);
+      const call = await chat.calls.start(id, { video, stream: local });
+      if (chat !== this.chat) {
+        call.hangup();
+        return stopTracks(local);
+      }
+      const view = this.track(call, local);
+      view.conv = chat.open(id);
+    } catch (err) {
+      console.warn("edge-chat: could not start the call", err);
+      this.notice("Could not start the call");
+    } finally {
+      this.callStarting = false;
+      this.changed();
+    }
+  }
+
+  get callBusy(): boolean {
+    return this.call !== null || this.callStarting;
+  }
+
+  async acceptCall(): Promise<void> {
+    const view = this.call;
+    const chat = this.chat;
+    if (!view || !chat || view.answering || view.call.direction !== "incoming" || view.call.state !== "ringing") return;
+    view.answering = true;
+    this.changed();
+    this.ringer?.stop();
+    this.ringer = null;
+    const local = await capture(view.call.video);
+    if (this.call !== view || view.call.state !== "ringing") return stopTracks(local);
+    view.local = local;
+    view.cameraOn = view.call.video && (local?.getVideoTracks().length ?? 0) > 0;
+    this.changed();
+    try {
+      await view.call.accept(local);
+      view.conv = chat.open(view.call.conversationId);
+    } catch (err) {
+      console.warn("edge-chat: could not answer the call", err);
+      view.call.hangup();
+    }
+    this.changed();
+  }
+
+  declineCall(): void {
+    const view = this.call;
+    if (!view || view.call.state !== "ringing") return;
+    const chat = this.chat;
+    const id = view.call.conversationId;
+    view.call.decline();
+    // The SDK opens the conversation socket to say it; let it out, then close a socket nobody looks at.
+    if (chat && id !== this.openId) {
+      const conv = chat.open(id);
+      void conv.ready().then(
+        () => setTimeout(() => id !== this.openId && this.chat === chat && conv.close(), 2_000),
+        () => undefined,
+      );
+    }
+  }
+
+  hangupCall(): void {
+    this.call?.call.hangup();
+  }
+
+  toggleMute(): void {
+    const view = this.call;
+    if (!view) return;
+    view.muted = !view.muted;
+    view.call.setMuted(view.muted);
+    this.changed();
+  }
+
+  toggleCamera(): void {
+    const view = this.call;
+    if (!view) return;
+    view.cameraOn = !view.cameraOn;
+    view.call.setCamera(view.cameraOn);
+    this.changed();
+  }
+
+  private onIncomingCall(call: Call): void {
+    if (this.callBusy) {
+      call.decline(); // busy: one call at a time
+      return;
+    }
+    this.track(call, null);
+    if (call.fromUserId) void this.user(call.fromUserId);
+    this.ringer = startRinger();
+    const t = setTimeout(() => {
+      if (this.call?.call === call && call.state === "ringing") call.end("missed");
+    }, RING_FALLBACK_MS);
+    call.once("ended", () => clearTimeout(t));
+    this.changed();
+  }
+
+  private track(call: Call, local: MediaStream | null): CallView {
+    const view: CallView = {
+      call,
+      local,
+      remote: null,
+      remoteTracks: 0,
+      muted: false,
+      cameraOn: call.video && (local?.getVideoTracks().length ?? 0) > 0,
+      connectedAt: null,
+      answering: false,
+      conv: null,
+      off: () => undefined,
+    };
+    const offs = [
+      call.on("state", (s) => {
+        if (s === "connected" && view.connectedAt === null) view.connectedAt = Date.now();
+        this.changed();
+      }),
+      call.on("stream", (remote) => {
+        view.remote = remote;
+        view.remoteTracks++;
+        this.changed();
+      }),
+      call.on("ended", ({ reason }) => this.callEnded(view, reason)),
+    ];
+    view.off = () => offs.forEach((off) => off());
+    this.call = view;
+    this.changed();
+    return view;
+  }
+
+  private callEnded(view: CallView, reason: CallEndReason): void {
+    if (this.call !== view) return;
+    const { call } = view;
+    const word =
+      reason === "declined" ? (call.direction === "outgoing" ? "Call declined" : null)
+      : reason === "missed" ? (call.direction === "outgoing" ? "No answer" : "Missed call")
+      : reason === "answered_elsewhere" ? "Answered on another device"
+      : reason === "failed" ? "Call failed"
+      : view.connectedAt !== null || call.direction === "outgoing" ? "Call ended"
+      : "Missed call";
+    this.dropCall(view);
+    if (word) this.notice(word);
+  }
+
+  /** Forgets a call: capture stopped, its socket closed unless the conversation is on screen. */
+  private dropCall(view: CallView): void {
+    view.off();
+    stopTracks(view.local);
+    this.ringer?.stop();
+    this.ringer = null;
+    if (this.call === view) this.call = null;
+    if (view.conv && view.conv !== this.openConv) view.conv.close();
+    this.changed();
+  }
+
+  private notice(word: string): void {
+    this.callNotice = word;
+    this.changed();
+    this.later(3_000, () => {
+      if (this.callNotice === word) {
+        this.callNotice = null;
+        this.changed();
+      }
+    });
+  }
+}
+
+/** The camera and microphone (or only the microphone, or nothing when both are refused). */
+async function capture(video: boolean): Promise<MediaStream | null> {
+  const media = typeof navigator !== "undefined" ? navigator.mediaDevices : undefined;
+  if (!media?.getUserMedia) return null;
+  try {
+    return await media.getUserMedia({ audio: true, video });
+  } catch (err) {
+    console.warn("edge-chat: no camera or microphone", err);
+  }
+  if (video) {
+    try {
+      return await media.getUserMedia({ audio: true });
+    } catch {
+      // no microphone either
+    }
+  }
+  return null;
+}
+
+function stopTracks(stream: MediaStream | null): void {
+  for (const t of stream?.getTracks() ?? []) t.stop();
+}
+
+interface Ringer {
+  stop(): void;
+}
+
+/** A soft two-tone ring, repeated while an incoming call rings (silent where audio may not start). */
+function startRinger(): Ringer {
+  const Ctx = typeof window !== "undefined" ? (window.AudioContext ?? (window as { webkitAudioContext?: typeof AudioContext }).webkitAudioContext) : undefined;
+  if (!Ctx) return { stop() {} };
+  let ctx: AudioContext;
+  try {
+    ctx = new Ctx();
+  } catch {
+    return { stop() {} };
+  }
+  const ring = () => {
+    if (ctx.state !== "running") return void ctx.resume().catch(() => undefined);
+    const t = ctx.currentTime;
+    for (const [start, freq] of [[0, 440], [0.4, 480]] as const) {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.0001, t + start);
+      gain.gain.exponentialRampToValueAtTime(0.08, t + start + 0.05);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t + start + 0.38);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(t + start);
+      osc.stop(t + start + 0.4);
+    }
+    navigator.vibrate?.([300, 100, 300]);
+  };
+  ring();
+  const timer = setInterval(ring, 2_500);
+  return {
+    stop() {
+      clearInterval(timer);
+      void ctx.close().catch(() => undefined);
+    },
+  };
 }
 
 /** Messages that count as unread (CONTRACT.md section 5: server kinds never do). */

@@ -1,7 +1,7 @@
 /** The left pane: who you are, new chats and groups, notifications, the conversation list. */
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { ConversationSummary } from "@edge-chat/sdk";
-import { shortWhen } from "./format";
+import { callLabel, shortWhen } from "./format";
 import { describeError } from "./model";
 import { currentPushState, disablePush, enablePush, type PushState } from "./push";
 import { Avatar, Icon, useModel } from "./ui";
@@ -260,7 +260,9 @@ function ConversationItem(props: { c: ConversationSummary; open: boolean; onOpen
   const preview = typing.length
     ? "typing…"
     : last
-      ? `${mine ? "You: " : c.type === "group" ? `${model.nameOf(last.sender_id)}: ` : ""}${previewText(last)}`
+      ? last.kind === "call"
+        ? `📞 ${previewText(last)}`
+        : `${mine ? "You: " : c.type === "group" ? `${model.nameOf(last.sender_id)}: ` : ""}${previewText(last)}`
       : c.type === "group"
         ? `${c.members.length} members`
         : "No messages yet";
@@ -296,11 +298,11 @@ function ConversationItem(props: { c: ConversationSummary; open: boolean; onOpen
   );
 }
 
-function previewText(m: { kind: string; text?: string; deleted?: boolean }): string {
+function previewText(m: { kind: string; text?: string; content?: string; deleted?: boolean }): string {
   if (m.deleted) return "Message deleted";
   if (m.kind === "text") return m.text ?? "";
   if (m.kind === "media") return "📎 Attachment";
   if (m.kind === "encrypted") return m.text ?? "🔒 Encrypted message";
-  if (m.kind === "call") return "📞 Call";
+  if (m.kind === "call") return callLabel(m.content);
   return "";
 }
