@@ -57,8 +57,12 @@ export async function list(s: Session, query = "") {
   return call("GET", `/conversations${query ? `?${query}` : ""}`, { token: s.token });
 }
 
-/** Retries an assertion until it holds or `timeoutMs` passes (the inbox may trail an ack by up to 1 s). */
-export async function eventually<T>(check: () => Promise<T>, timeoutMs = 2000, intervalMs = 50): Promise<T> {
+/**
+ * Retries an assertion until it holds or `timeoutMs` passes. The inbox trails an ack by
+ * up to 1 s; the margin above that is for shared 2-core CI machines, where one slow
+ * isolate start took 3.8 s. Latency itself is measured by the bench, not here.
+ */
+export async function eventually<T>(check: () => Promise<T>, timeoutMs = 8000, intervalMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
