@@ -15,7 +15,7 @@
  * the internet.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,6 +40,8 @@ const CHROMIUM_ARGS = [
   "--allow-loopback-in-peer-connection",
 ];
 const PASSWORD = "correct horse battery";
+/** Screenshots of the call screens, for a look (not part of the README). */
+const SHOTS = join(tmpdir(), "edge-chat-screenshots");
 /** The server's ring timeout in this test (the default is 45 s): the missed call is quick. */
 const RING_SECONDS = 10;
 
@@ -211,6 +213,7 @@ function callSuite() {
     const links = spawnSync("ip", ["-o", "link"], { encoding: "utf8" }).stdout;
     expect(onlyLoopback(), `not in a namespace with only lo:\n${links}`).toBe(true);
     report.isolated = true;
+    mkdirSync(SHOTS, { recursive: true });
     report.links = links.trim();
     process.env.E2E_SNAPSHOT ??= "1";
     const { TestServer } = await import("../e2e/server");
@@ -273,6 +276,7 @@ function callSuite() {
     await until("alice's status: calling", async () => (await alice.getByTestId("call-status").textContent())?.includes("Calling"));
     const incoming = bob.getByTestId("incoming-call");
     await incoming.waitFor({ timeout: 10_000 });
+    await bob.screenshot({ path: join(SHOTS, "call-incoming.png") });
     expect(await incoming.textContent()).toContain("Incoming video call");
     expect(await incoming.textContent()).toContain(names.alice);
     await bob.getByTestId("call-accept").click();
@@ -310,6 +314,7 @@ function callSuite() {
     await until("bob's remote video playing", () => bob.getByTestId("remote-video").evaluate((v: HTMLVideoElement) => v.videoWidth > 0 && !v.paused));
     await until("alice's remote video playing", () => alice.getByTestId("remote-video").evaluate((v: HTMLVideoElement) => v.videoWidth > 0 && !v.paused));
     expect(await alice.getByTestId("local-video").count()).toBe(1);
+    await alice.screenshot({ path: join(SHOTS, "call-in-call.png") });
   });
 
   it("mutes and turns the camera off and on", async () => {
@@ -341,6 +346,7 @@ function callSuite() {
     await until("alice's call entry", async () => (await entries(alice)).length === 1);
     await bob.getByTestId("conversation-item").click();
     await until("bob's call entry", async () => (await entries(bob)).length === 1);
+    await alice.screenshot({ path: join(SHOTS, "call-entry.png") });
     const [a] = await entries(alice);
     expect(a).toMatch(/^Call, \d+:\d\d$/);
     expect(await entries(bob)).toEqual([a]);
@@ -391,6 +397,33 @@ function callSuite() {
     expect(report.entries).toEqual([report.entries[0], "Declined call", "Missed call"]);
     expect(await bob.getByTestId("unread-badge").count()).toBe(0);
   }, 60_000);
+
+  it("stops ringing when the callee answers on another device (answered_elsewhere)", async () => {
+    // Bob's second device: an SDK client in Node (no WebRTC there, so it only says accept).
+    const { ChatClient, MemoryStorage } = await import("../../client/src/index");
+    const bob2 = await ChatClient.login({ baseUrl: server.baseUrl, handle: names.bob, password: PASSWORD, storage: new MemoryStorage() });
+    try {
+      await bob2.connect();
+      let rang = 0;
+      bob2.on("call", (call) => {
+        rang++;
+        void call.accept(null).catch(() => undefined);
+      });
+      await alice.getByTestId("call-audio").click();
+      await until("bob's second device rang", () => rang === 1, 10_000);
+      await bob.getByTestId("incoming-call").waitFor({ state: "detached", timeout: 10_000 });
+      expect(await bob.getByTestId("in-call").count()).toBe(0);
+      expect(await bob.getByTestId("call-notice").textContent()).toBe("Answered on another device");
+      // Alice's call was answered: she hangs up.
+      await alice.getByTestId("call-hangup").click();
+      await alice.getByTestId("in-call").waitFor({ state: "detached" });
+      await until("bob's four entries", async () => (await entries(bob)).length === 4);
+      expect((await entries(bob)).at(-1)).toMatch(/^Call, \d+:\d\d$/);
+    } finally {
+      for (const call of bob2.calls.active()) call.end("hangup");
+      await bob2.close();
+    }
+  });
 
   it("the service worker shows a call push as an Incoming call notification opening the chat", async () => {
     const context = await browser.newContext({ baseURL: server.baseUrl });
