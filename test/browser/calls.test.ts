@@ -391,6 +391,9 @@ function callSuite() {
     await bob.getByTestId("incoming-call").waitFor({ state: "detached", timeout: (RING_SECONDS + 10) * 1000 });
     await alice.getByTestId("in-call").waitFor({ state: "detached", timeout: 10_000 });
     await until("alice's missed entry", async () => (await entries(alice)).at(-1) === "Missed call");
+    // On Bob's list (he is not in the chat): the call shows as the last message, and is not unread.
+    await until("bob's list shows the missed call", async () => (await bob.getByTestId("conversation-item").textContent())?.includes("Missed call"));
+    expect(await bob.getByTestId("unread-badge").count()).toBe(0);
     await bob.getByTestId("conversation-item").click();
     await until("bob's three entries", async () => (await entries(bob)).length === 3);
     report.entries = await entries(bob);
