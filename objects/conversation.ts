@@ -22,6 +22,7 @@ import {
 import { limits } from "../worker/lib/config";
 import { newId } from "../worker/lib/ids";
 import { CallSignals, RING_TIMEOUT_MS } from "./calls";
+import { takeFrom, type Bucket } from "./rate-limit";
 import { ConversationStore, CONVERSATION_SCHEMA } from "./conversation-store";
 import { MlsStore, type CommitFacts } from "./mls-store";
 import { deviceIdentity } from "../mls/adapter";
@@ -54,6 +55,8 @@ export const TYPING_TTL_MS = 6_000;
 interface SocketState extends SocketIdentity {
   /** When this socket's typing indicator lapses; 0 when it is not typing. */
   typingUntil: number;
+  /** This socket's typing and call frame buckets (TYPING_FRAMES_PER_MINUTE, CALL_FRAMES_PER_MINUTE). */
+  buckets?: { typing?: Bucket; call?: Bucket };
 }
 
 export interface CreateSpec {
@@ -467,6 +470,7 @@ export class Conversation extends DurableObject<Env> {
         return;
       }
       case "typing": {
+        if (this.overRate(ws, state, "typing", this.limits.typingFramesPerMinute)) return;
         const typingUntil = frame.state === "start" ? Date.now() + TYPING_TTL_MS : 0;
         ws.serializeAttachment({ ...state, typingUntil } satisfies SocketState);
         this.broadcastTyping(ws, state, frame.state, typingUntil);
@@ -477,6 +481,7 @@ export class Conversation extends DurableObject<Env> {
         // Only reached when the frame's text differs from the auto-response's, e.g. extra spaces.
         return sendFrame(ws, { type: "pong" });
       case "call": {
+        if (this.overRate(ws, state, "call", this.limits.callFramesPerMinute)) return;
         const refused = await this.calls.onFrame(ws, state, frame);
         if (refused) sendFrame(ws, errorFrame(refused, null));
         return;
@@ -560,6 +565,21 @@ export class Conversation extends DurableObject<Env> {
   private broadcast(frame: unknown): void {
     const text = JSON.stringify(frame);
     for (const ws of this.sockets()) sendFrame(ws, text);
+  }
+
+  /**
+   * Takes a token from the socket's own bucket for this kind of frame (kept in its
+   * attachment, so hibernation does not refill it). Over the limit, the frame is dropped
+   * and the socket told `rate_limited`; `state` is updated in place for the caller.
+   */
+  private overRate(ws: WebSocket, state: SocketState, kind: "typing" | "call", perMinute: number): boolean {
+    const { result, bucket } = takeFrom(state.buckets?.[kind], perMinute);
+    state.buckets = { ...state.buckets, [kind]: bucket };
+    ws.serializeAttachment(state satisfies SocketState);
+    if (result.ok) return false;
+    const message = `too many ${kind} frames on this socket; dropped`;
+    sendFrame(ws, errorFrame({ code: "rate_limited", message, retryAfter: result.retryAfterSeconds }, null));
+    return true;
   }
 
   /** Open sockets (with `tag`) whose token has not expired; expired ones are closed with 4401 here. */

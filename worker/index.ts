@@ -5,6 +5,7 @@ import { deliverPushes } from "./queue";
 
 export { Conversation } from "../objects/conversation";
 export { Inbox } from "../objects/inbox";
+export { Limiter } from "../objects/limiter";
 
 export default {
   fetch: app.fetch,

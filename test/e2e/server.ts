@@ -42,6 +42,20 @@ function serverRoot(): string {
   return dir;
 }
 
+/**
+ * Every e2e client comes from 127.0.0.1, and suites register and create far more than one
+ * person would: the abuse limits of CONTRACT.md section 17 are raised for them (their
+ * defaults are tested in test/workers/rate-limits.test.ts). A test's own `args` come after
+ * these, so it can set any of them lower again.
+ */
+export const GENEROUS_LIMITS = [
+  "REGISTRATIONS_PER_MINUTE",
+  "LOGIN_FAILURES_PER_MINUTE",
+  "USER_LOOKUPS_PER_MINUTE",
+  "CONVERSATIONS_PER_MINUTE",
+  "MEMBERS_ADDED_PER_MINUTE",
+].flatMap((name) => ["--var", `${name}:1000000`]);
+
 const STARTUP_TIMEOUT_MS = 90_000;
 const STOP_GRACE_MS = 10_000;
 
@@ -161,7 +175,8 @@ export class TestServer {
     this.note(`start #${this.starts} on port ${port}, persist ${this.persistDir}`);
     const out = openSync(this.logFile, "a");
     const root = serverRoot();
-    const child = spawn(NODE, [join(root, "scripts", "start.mjs"), "--port", String(port), "--persist-to", this.persistDir, ...this.args], {
+    // (Before --port: what follows --persist-to DIR is the caller's, as bench/chaos reads it back.)
+    const child = spawn(NODE, [join(root, "scripts", "start.mjs"), ...GENEROUS_LIMITS, "--port", String(port), "--persist-to", this.persistDir, ...this.args], {
       cwd: root,
       detached: true,
       stdio: ["ignore", out, out],

@@ -12,8 +12,14 @@ export interface Session {
 let counter = 0;
 export const uniqueHandle = (prefix = "u") => `${prefix}_${Date.now().toString(36)}_${(counter++).toString(36)}`.slice(0, 32);
 
+/**
+ * A client address of its own for each request unless one is given: the per-address limits
+ * (registrations, failed logins) are for one client, not for the whole test run.
+ */
+const anyAddress = () => `10.${Array.from(crypto.getRandomValues(new Uint8Array(3))).join(".")}`;
+
 export async function call(method: string, path: string, opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}) {
-  const headers: Record<string, string> = { ...opts.headers };
+  const headers: Record<string, string> = { "cf-connecting-ip": anyAddress(), ...opts.headers };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   let body: string | undefined;
   if (opts.raw !== undefined) body = opts.raw;

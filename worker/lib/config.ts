@@ -16,6 +16,20 @@ export interface Limits {
   keyPackageClaimsPerMinute: number;
   /** Body of POST …/mls/commits: a commit, the new epoch's group info (whole ratchet tree) and a welcome. */
   maxCommitBodyBytes: number;
+  /** Failed logins per minute, per handle and (separately) per client address. */
+  loginFailuresPerMinute: number;
+  /** Registrations per minute per client address. */
+  registrationsPerMinute: number;
+  /** `GET /v1/users?handle=` per user per minute. */
+  userLookupsPerMinute: number;
+  /** Conversations (direct or group) created per user per minute. */
+  conversationsPerMinute: number;
+  /** Members put into conversations per user per minute, at creation or added later (one token per member). */
+  membersAddedPerMinute: number;
+  /** Typing frames per conversation socket per minute. */
+  typingFramesPerMinute: number;
+  /** Call frames per conversation socket per minute. */
+  callFramesPerMinute: number;
 }
 
 const int = (value: string | undefined, fallback: number): number => {
@@ -36,6 +50,13 @@ export function limits(env: Partial<Record<string, unknown>>): Limits {
     maxKeyPackages: int(s("MAX_KEY_PACKAGES"), 100),
     keyPackageClaimsPerMinute: int(s("KEY_PACKAGE_CLAIMS_PER_MINUTE"), 60),
     maxCommitBodyBytes: int(s("MAX_COMMIT_BODY_BYTES"), 1024 * 1024),
+    loginFailuresPerMinute: int(s("LOGIN_FAILURES_PER_MINUTE"), 10),
+    registrationsPerMinute: int(s("REGISTRATIONS_PER_MINUTE"), 30),
+    userLookupsPerMinute: int(s("USER_LOOKUPS_PER_MINUTE"), 60),
+    conversationsPerMinute: int(s("CONVERSATIONS_PER_MINUTE"), 30),
+    membersAddedPerMinute: int(s("MEMBERS_ADDED_PER_MINUTE"), 600),
+    typingFramesPerMinute: int(s("TYPING_FRAMES_PER_MINUTE"), 60),
+    callFramesPerMinute: int(s("CALL_FRAMES_PER_MINUTE"), 300),
     allowedOrigins: (s("ALLOWED_ORIGINS") ?? "")
       .split(",")
       .map((o) => o.trim())

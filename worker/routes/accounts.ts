@@ -10,6 +10,7 @@ import { ApiError } from "../errors";
 import { parse, readJson } from "../lib/body";
 import { limits } from "../lib/config";
 import { newId } from "../lib/ids";
+import { clientAddress, limit, refund } from "../lib/rate";
 import { DUMMY_HASH, hashPassword, verifyPassword } from "../lib/password";
 import { conversationStub, inboxStub } from "../lib/stubs";
 import { issueToken } from "../lib/token";
@@ -32,10 +33,12 @@ const registerDoc = describeRoute({
   summary: "Create an account and its first device",
   security: PUBLIC,
   requestBody: jsonBody(RegisterBody),
-  responses: { 201: json("The new user, device and token", DeviceSession), ...errors("invalid_request", "conflict", "too_large") },
+  responses: { 201: json("The new user, device and token", DeviceSession), ...errors("invalid_request", "conflict", "too_large", "rate_limited") },
 });
 accounts.post("/auth/register", registerDoc, async (c) => {
   const body = await readJson(c, RegisterBody);
+  const perMinute = limits(c.env as unknown as Record<string, unknown>).registrationsPerMinute;
+  await limit(c.env, "registrations from this address", perMinute, [`register:addr:${clientAddress(c.req.raw)}`]);
   const dir = directory(c.env.DB);
   const userId = newId("u");
   const inserted = await dir
@@ -60,13 +63,19 @@ const loginDoc = describeRoute({
   description: "A wrong handle and a wrong password get the same 401.",
   security: PUBLIC,
   requestBody: jsonBody(LoginBody),
-  responses: { 200: json("The user, the new device and its token", DeviceSession), ...errors("invalid_request", "unauthorized", "too_large") },
+  responses: { 200: json("The user, the new device and its token", DeviceSession), ...errors("invalid_request", "unauthorized", "too_large", "rate_limited") },
 });
 accounts.post("/auth/login", loginDoc, async (c) => {
   const body = await readJson(c, LoginBody);
+  // Every attempt takes a token up front (so parallel guesses cannot all pass a check) and a
+  // successful one gives it back: what the buckets count is failed logins.
+  const perMinute = limits(c.env as unknown as Record<string, unknown>).loginFailuresPerMinute;
+  const buckets = [`login:handle:${body.handle.slice(0, 64)}`, `login:addr:${clientAddress(c.req.raw)}`];
+  await limit(c.env, "failed logins", perMinute, buckets);
   const [user] = await directory(c.env.DB).select().from(users).where(eq(users.handle, body.handle));
   const valid = await verifyPassword(body.password, user?.passwordHash ?? DUMMY_HASH);
   if (!user || !valid) throw new ApiError("unauthorized", "wrong handle or password");
+  await refund(c.env, perMinute, buckets);
   return c.json(await newDevice(c.env, user.id, body.device_name ?? null), 200);
 });
 
@@ -143,10 +152,12 @@ const findUserDoc = describeRoute({
   tags: ["accounts"],
   summary: "A user by handle",
   parameters: queryParameters(UserQuery),
-  responses: { 200: json("The user", PublicUser), ...errors("invalid_request", "unauthorized", "not_found") },
+  responses: { 200: json("The user", PublicUser), ...errors("invalid_request", "unauthorized", "not_found", "rate_limited") },
 });
 accounts.get("/users", findUserDoc, requireAuth(), async (c) => {
   const { handle } = parse(UserQuery, c.req.query());
+  const perMinute = limits(c.env as unknown as Record<string, unknown>).userLookupsPerMinute;
+  await limit(c.env, "user look-ups", perMinute, [`lookup:user:${c.get("auth").userId}`]);
   const [user] = await directory(c.env.DB).select().from(users).where(eq(users.handle, handle));
   if (!user) throw new ApiError("not_found", "no such user");
   return c.json(publicUser(user));

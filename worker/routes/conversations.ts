@@ -4,7 +4,9 @@ import { AddMembersBody, CreateConversationBody, HistoryQuery, ListQuery, Marker
 import { ConversationPage, ConversationSchema, HistoryPage, MessageSchema } from "../../protocol/responses";
 import { ApiError, unwrap } from "../errors";
 import { parse, readJson } from "../lib/body";
+import { limits } from "../lib/config";
 import { directConversationId, directKey, newId } from "../lib/ids";
+import { limit } from "../lib/rate";
 import { memberConversation } from "../lib/membership";
 import { conversationStub, inboxStub } from "../lib/stubs";
 import { requireAuth } from "../middleware/auth";
@@ -39,12 +41,16 @@ const createDoc = describeRoute({
   responses: {
     200: json("The existing direct conversation", ConversationSchema),
     201: json("The new conversation", ConversationSchema),
-    ...errors("invalid_request", "unauthorized", "not_found", "too_large", "limit_exceeded"),
+    ...errors("invalid_request", "unauthorized", "not_found", "too_large", "limit_exceeded", "rate_limited"),
   },
 });
 conversations.post("/conversations", createDoc, async (c) => {
   const body = await readJson(c, CreateConversationBody);
   const { userId } = c.get("auth");
+  const config = limits(c.env as unknown as Record<string, unknown>);
+  await limit(c.env, "conversations created", config.conversationsPerMinute, [`conversations:user:${userId}`]);
+  const others = body.type === "direct" ? [body.peer] : [...new Set(body.members)].filter((id) => id !== userId);
+  if (others.length > 0) await limit(c.env, "members added", config.membersAddedPerMinute, [`members:user:${userId}`], others.length);
   if (body.type === "direct") {
     if (body.peer === userId) throw new ApiError("invalid_request", "peer: must be another user");
     const id = await directConversationId(userId, body.peer);
@@ -106,12 +112,14 @@ const addMembersDoc = describeRoute({
   requestBody: jsonBody(AddMembersBody),
   responses: {
     200: json("The conversation with its new members", ConversationSchema),
-    ...errors("invalid_request", "unauthorized", "forbidden", "not_found", "too_large", "limit_exceeded"),
+    ...errors("invalid_request", "unauthorized", "forbidden", "not_found", "too_large", "limit_exceeded", "rate_limited"),
   },
 });
 conversations.post("/conversations/:id/members", addMembersDoc, async (c) => {
   const id = await conversationId(c);
   const body = await readJson(c, AddMembersBody);
+  const perMinute = limits(c.env as unknown as Record<string, unknown>).membersAddedPerMinute;
+  await limit(c.env, "members added", perMinute, [`members:user:${c.get("auth").userId}`], new Set(body.user_ids).size);
   return c.json(unwrap(await conversationStub(c.env, id).addMembers(c.get("auth"), body.user_ids)));
 });
 
