@@ -145,7 +145,14 @@ export class CallSignals {
 
   private async end(record: CallRecord, outcome: CallOutcome): Promise<void> {
     await this.storage.delete(key(record.call_id));
-    const content = JSON.stringify({ call_id: record.call_id, started_at: record.started_at, ended_at: Date.now(), outcome });
+    // `answered_at` (an extension of the contract's shape) lets clients show the talk time, not the ringing.
+    const content = JSON.stringify({
+      call_id: record.call_id,
+      started_at: record.started_at,
+      ended_at: Date.now(),
+      outcome,
+      ...(record.accepted_at !== null ? { answered_at: record.accepted_at } : {}),
+    });
     await this.host.storeCallEvent({ userId: record.caller_user, deviceId: record.caller_device } as Caller, record.call_id, content);
   }
 

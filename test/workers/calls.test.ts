@@ -40,7 +40,7 @@ describe("call signalling", () => {
     cb.send({ type: "call", call_id: "c1", action: "hangup", to_device_id: alice.device_id });
     await ca.waitFor((f) => f.action === "hangup");
     const stored = await ca.waitFor((f) => f.type === "message" && f.message.kind === "call");
-    expect(JSON.parse(stored.message.content)).toMatchObject({ call_id: "c1", outcome: "completed" });
+    expect(JSON.parse(stored.message.content)).toMatchObject({ call_id: "c1", outcome: "completed", answered_at: expect.any(Number) });
     // a second hangup stores nothing more
     ca.send({ type: "call", call_id: "c1", action: "hangup" });
     await new Promise((r) => setTimeout(r, 300));

@@ -71,7 +71,7 @@ export function duration(ms: number): string {
  * `{"call_id","started_at","ended_at","outcome"}` as JSON).
  */
 export function callLabel(content: string | undefined): string {
-  let c: { started_at?: unknown; ended_at?: unknown; outcome?: unknown } = {};
+  let c: { started_at?: unknown; answered_at?: unknown; ended_at?: unknown; outcome?: unknown } = {};
   try {
     c = JSON.parse(content ?? "{}") ?? {};
   } catch {
@@ -85,7 +85,11 @@ export function callLabel(content: string | undefined): string {
     case "cancelled":
       return "Cancelled call";
     case "completed":
-      return typeof c.started_at === "number" && typeof c.ended_at === "number" ? `Call, ${duration(c.ended_at - c.started_at)}` : "Call";
+      {
+        // Talk time from the answer when the server says it (answered_at), else from the ring.
+        const from = typeof c.answered_at === "number" ? c.answered_at : c.started_at;
+        return typeof from === "number" && typeof c.ended_at === "number" ? `Call, ${duration(c.ended_at - from)}` : "Call";
+      }
     default:
       return "Call";
   }
