@@ -14,6 +14,7 @@ export default defineConfig({
                 TOKEN_SECRET: "test-secret-0123456789abcdef0123456789abcdef",
                 ALLOWED_ORIGINS: "https://app.example",
                 MAX_SOCKETS_PER_USER: "4",
+                MAX_CONVERSATION_SOCKETS_PER_USER: "6",
                 CALL_RING_TIMEOUT_SECONDS: "2",
                 TEST_MIGRATIONS: await readD1Migrations("./schema/migrations"),
               },

@@ -55,6 +55,8 @@ export const TYPING_TTL_MS = 6_000;
 interface SocketState extends SocketIdentity {
   /** When this socket's typing indicator lapses; 0 when it is not typing. */
   typingUntil: number;
+  /** Its entry among the user's conversation sockets, counted by their inbox. */
+  socketId?: string;
   /** This socket's typing and call frame buckets (TYPING_FRAMES_PER_MINUTE, CALL_FRAMES_PER_MINUTE). */
   buckets?: { typing?: Bucket; call?: Bucket };
 }
@@ -417,11 +419,17 @@ export class Conversation extends DurableObject<Env> {
       const message = `at most ${this.limits.maxSocketsPerUser} sockets per user on a conversation`;
       return json({ error: { code: "limit_exceeded", message } }, 422);
     }
+    const socketId = crypto.randomUUID();
+    const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(caller.userId));
+    if (!(await inbox.claimConversationSocket(caller.userId, this.store.info()!.id, socketId, this.limits.maxConversationSocketsPerUser))) {
+      const message = `at most ${this.limits.maxConversationSocketsPerUser} conversation sockets per user`;
+      return json({ error: { code: "limit_exceeded", message } }, 422);
+    }
 
     const pair = new WebSocketPair();
     const server = pair[1];
     this.ctx.acceptWebSocket(server, [caller.userId, `d:${caller.deviceId}`]);
-    server.serializeAttachment({ ...caller, typingUntil: 0 } satisfies SocketState);
+    server.serializeAttachment({ ...caller, typingUntil: 0, socketId } satisfies SocketState);
     // Closed with 4401 by the alarm when the token expires, even if it never sends a frame.
     await this.fanout.wakeAt(caller.exp * 1000);
     this.ctx.waitUntil(this.greet(server));
@@ -493,12 +501,30 @@ export class Conversation extends DurableObject<Env> {
     const state = ws.deserializeAttachment() as SocketState | null;
     if (state?.typingUntil && state.typingUntil > Date.now()) this.broadcastTyping(ws, state, "stop", 0);
     answerClose(ws, code);
+    this.released(state);
     // Nobody left to tell: the cache would go stale, so the next socket re-subscribes.
     if (!this.ctx.getWebSockets().some((s) => s !== ws && s.readyState === WebSocket.OPEN)) this.presence.forget();
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
     closeSocket(ws, 1011, "error");
+    this.released(ws.deserializeAttachment() as SocketState | null);
+  }
+
+  /** Tells the user's inbox that one of their conversation sockets is gone. */
+  private released(state: SocketState | null): void {
+    if (!state?.socketId) return;
+    const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(state.userId));
+    this.ctx.waitUntil(inbox.releaseConversationSocket(state.socketId).catch(() => undefined));
+  }
+
+  /** The ids of this user's open sockets here (their inbox checks its count against them). */
+  async openSocketIds(userId: string): Promise<string[]> {
+    return this.ctx
+      .getWebSockets(userId)
+      .filter((ws) => ws.readyState === WebSocket.OPEN)
+      .map((ws) => (ws.deserializeAttachment() as SocketState).socketId)
+      .filter((id): id is string => id !== undefined);
   }
 
   /** Drains what inboxes are still owed, and ends typing indicators that were not renewed. */

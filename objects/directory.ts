@@ -41,6 +41,14 @@ export async function liveDevicesOf(dir: Directory, userIds: string[]): Promise<
   return out;
 }
 
+export async function liveDeviceCount(dir: Directory, userId: string): Promise<number> {
+  const [row] = await dir
+    .select({ n: sql<number>`count(*)` })
+    .from(devices)
+    .where(and(eq(devices.userId, userId), isNull(devices.revokedAt)));
+  return row?.n ?? 0;
+}
+
 export interface ConversationRecord {
   id: string;
   type: "direct" | "group";

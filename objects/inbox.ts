@@ -47,6 +47,8 @@ const INBOX_SCHEMA = [
   KEY_PACKAGES_SCHEMA,
   `ALTER TABLE log ADD COLUMN device_id TEXT;
    ALTER TABLE log ADD COLUMN kind TEXT;`,
+  // The user's open conversation sockets, in every conversation (MAX_CONVERSATION_SOCKETS_PER_USER).
+  `CREATE TABLE conversation_sockets (socket_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, opened_at INTEGER NOT NULL);`,
 ] as const;
 
 const REPLAY_PAGE = 500;
@@ -236,6 +238,35 @@ export class Inbox extends DurableObject<Env> {
     });
     for (const row of low) this.stream(row);
     return claimed;
+  }
+
+  /**
+   * A conversation is about to accept one of this user's sockets: answers whether it may,
+   * counting the user's open conversation sockets in all conversations. At the limit,
+   * entries whose socket is gone without a close being reported (a conversation object
+   * that was reset) are dropped first, by asking those conversations which are still open.
+   */
+  async claimConversationSocket(userId: string, conversationId: string, socketId: string, max: number): Promise<boolean> {
+    const count = () => this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM conversation_sockets").one().n;
+    if (count() >= max) {
+      const held = this.sql.exec<{ conversation_id: string }>("SELECT DISTINCT conversation_id FROM conversation_sockets").toArray();
+      await Promise.all(
+        held.map(async ({ conversation_id: id }) => {
+          const open = new Set(await this.env.CONVERSATION.get(this.env.CONVERSATION.idFromName(id)).openSocketIds(userId));
+          for (const row of this.sql.exec<{ socket_id: string }>("SELECT socket_id FROM conversation_sockets WHERE conversation_id = ?", id).toArray()) {
+            if (!open.has(row.socket_id)) this.sql.exec("DELETE FROM conversation_sockets WHERE socket_id = ?", row.socket_id);
+          }
+        }),
+      );
+      if (count() >= max) return false;
+    }
+    this.sql.exec("INSERT OR REPLACE INTO conversation_sockets (socket_id, conversation_id, opened_at) VALUES (?, ?, ?)", socketId, conversationId, Date.now());
+    return true;
+  }
+
+  /** One of the user's conversation sockets closed. */
+  async releaseConversationSocket(socketId: string): Promise<void> {
+    this.sql.exec("DELETE FROM conversation_sockets WHERE socket_id = ?", socketId);
   }
 
   /** A conversation with open sockets subscribes to this user's presence; answers it now. */

@@ -30,6 +30,7 @@ export async function deliverPushes(batch: MessageBatch<PushJob>, env: Env): Pro
           urgency: "high",
           topic: job.payload.conversation_id.slice(0, 32),
           allowLoopbackHttp: config.allowLoopbackHttp,
+          hosts: config.hosts,
         });
         response = await fetch(request);
       } catch (err) {
@@ -51,9 +52,10 @@ export async function deliverPushes(batch: MessageBatch<PushJob>, env: Env): Pro
         case "retry":
           return message.retry({ delaySeconds: outcome.retryAfterSeconds ?? backoff(message.attempts) });
         case "rejected":
-          // Usually a VAPID or configuration problem: keep retrying so it ends in the dead letter queue.
-          console.warn(`push service refused ${job.subscription.endpoint}: ${outcome.status}`);
-          return message.retry({ delaySeconds: backoff(message.attempts) });
+          // A 4xx other than 404/410/429 (a bad request, VAPID refused, too large): the same
+          // request would be refused again, so it is dropped rather than retried.
+          console.warn(`push service refused ${new URL(job.subscription.endpoint).host}: ${outcome.status}; dropped`);
+          return message.ack();
       }
     }),
   );

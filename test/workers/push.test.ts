@@ -150,7 +150,12 @@ describe("isAllowedEndpoint", () => {
     // url, allowed without loopback http, allowed with it
     ["https://fcm.googleapis.com/fcm/send/abc", true, true],
     ["https://updates.push.services.mozilla.com/wpush/v2/gAAA", true, true],
-    ["https://127.0.0.1/x", true, true],
+    // Never an IP literal or localhost over https: (issue 11): the server would POST into its own network.
+    ["https://127.0.0.1/x", false, false],
+    ["https://10.0.0.1/x", false, false],
+    ["https://[::1]/x", false, false],
+    ["https://localhost/x", false, false],
+    ["https://push.localhost/x", false, false],
     ["http://push.example.net/x", false, false],
     ["http://127.0.0.1:8080/x", false, true],
     ["http://127.1.2.3/x", false, true],

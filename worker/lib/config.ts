@@ -1,4 +1,6 @@
 /** Limits from CONTRACT.md section 2, read from `[vars]` with the contract's defaults. */
+import { DEFAULT_PUSH_HOSTS } from "../push/endpoint";
+
 export interface Limits {
   maxContentChars: number;
   maxBodyBytes: number;
@@ -30,6 +32,10 @@ export interface Limits {
   typingFramesPerMinute: number;
   /** Call frames per conversation socket per minute. */
   callFramesPerMinute: number;
+  /** Live (not revoked) devices per user: a login beyond → 422. */
+  maxDevicesPerUser: number;
+  /** Open conversation sockets per user across all conversations → 422. */
+  maxConversationSocketsPerUser: number;
 }
 
 const int = (value: string | undefined, fallback: number): number => {
@@ -57,6 +63,8 @@ export function limits(env: Partial<Record<string, unknown>>): Limits {
     membersAddedPerMinute: int(s("MEMBERS_ADDED_PER_MINUTE"), 600),
     typingFramesPerMinute: int(s("TYPING_FRAMES_PER_MINUTE"), 60),
     callFramesPerMinute: int(s("CALL_FRAMES_PER_MINUTE"), 300),
+    maxDevicesPerUser: int(s("MAX_DEVICES_PER_USER"), 100),
+    maxConversationSocketsPerUser: int(s("MAX_CONVERSATION_SOCKETS_PER_USER"), 50),
     allowedOrigins: (s("ALLOWED_ORIGINS") ?? "")
       .split(",")
       .map((o) => o.trim())
@@ -69,6 +77,8 @@ export function pushConfig(env: Partial<Record<string, unknown>> | Env) {
   const e = env as Record<string, unknown>;
   return {
     allowLoopbackHttp: e.PUSH_ALLOW_LOOPBACK_HTTP === "true",
+    /** PUSH_HOSTS: comma-separated push service hosts (`*.` for any name below); empty or unset: the browsers' services. */
+    hosts: typeof e.PUSH_HOSTS === "string" && e.PUSH_HOSTS.trim() !== "" ? e.PUSH_HOSTS.split(",").map((h) => h.trim()).filter(Boolean) : DEFAULT_PUSH_HOSTS,
     retryBaseSeconds: int(typeof e.PUSH_RETRY_BASE_SECONDS === "string" ? e.PUSH_RETRY_BASE_SECONDS : undefined, 2),
   };
 }

@@ -19,7 +19,7 @@ import { encryptAes128gcm, importSubscriptionKeys, type SubscriptionKeys } from 
 import { WebPushError } from "./errors";
 import { vapidAuthorization, type VapidConfig } from "./vapid";
 
-export { isAllowedEndpoint, isLoopbackHost, type EndpointPolicy } from "./endpoint";
+export { DEFAULT_PUSH_HOSTS, isAllowedEndpoint, isLoopbackHost, type EndpointPolicy } from "./endpoint";
 export { encryptAes128gcm, MAX_PLAINTEXT, RECORD_SIZE, type SubscriptionKeys } from "./encrypt";
 export { WebPushError } from "./errors";
 export {
@@ -56,6 +56,8 @@ export interface BuildPushRequestOptions {
   topic?: string;
   /** Accept `http:` endpoints on loopback addresses (local testing only). Default false. */
   allowLoopbackHttp?: boolean;
+  /** The push services' hosts an endpoint may name (see EndpointPolicy); absent: any host name. */
+  hosts?: readonly string[];
   /** Extra zero octets of encrypted padding, to hide the payload's length. Default 0. */
   padding?: number;
   /** The current time in ms since the epoch, for the JWT's `exp`. Default `Date.now()`. */
@@ -71,8 +73,8 @@ export interface BuildPushRequestOptions {
  */
 export async function buildPushRequest(opts: BuildPushRequestOptions): Promise<Request> {
   const { subscription } = opts;
-  if (typeof subscription?.endpoint !== "string" || !isAllowedEndpoint(subscription.endpoint, { allowLoopbackHttp: opts.allowLoopbackHttp === true })) {
-    throw new WebPushError("push endpoint must be an https: URL (or http: on loopback when allowed)");
+  if (typeof subscription?.endpoint !== "string" || !isAllowedEndpoint(subscription.endpoint, { allowLoopbackHttp: opts.allowLoopbackHttp === true, hosts: opts.hosts })) {
+    throw new WebPushError("push endpoint must be an https: URL of a known push service (or http: on loopback when allowed)");
   }
   if (!Number.isInteger(opts.ttlSeconds) || opts.ttlSeconds < 0) throw new WebPushError("ttlSeconds must be a non-negative integer");
   if (opts.urgency !== undefined && !URGENCIES.includes(opts.urgency)) throw new WebPushError("urgency must be very-low, low, normal or high");
@@ -106,7 +108,7 @@ export async function parseSubscription(input: unknown, policy: EndpointPolicy =
   const { p256dh, auth } = o.keys;
   if (typeof p256dh !== "string" || typeof auth !== "string") throw new WebPushError("push subscription keys p256dh and auth must be strings");
   if (o.endpoint.length > 2048 || !isAllowedEndpoint(o.endpoint, policy)) {
-    throw new WebPushError("push endpoint must be an https: URL (or http: on loopback when allowed)");
+    throw new WebPushError("push endpoint must be an https: URL of a known push service (or http: on loopback when allowed)");
   }
   await importSubscriptionKeys({ p256dh, auth });
   return { endpoint: o.endpoint, keys: { p256dh, auth } };
@@ -119,7 +121,7 @@ export type PushOutcome =
   | { kind: "gone" }
   /** 429 or 5xx: try again later; `retryAfterSeconds` if the service said (Retry-After). */
   | { kind: "retry"; retryAfterSeconds?: number }
-  /** Any other status (400, 401/403 VAPID rejected, 413 too large, ...): retrying the same request will not help. */
+  /** Any other status (400, 401/403 VAPID rejected, 413 too large, ...): retrying the same request will not help; drop it. */
   | { kind: "rejected"; status: number };
 
 /** What a push service's response means for the caller. */

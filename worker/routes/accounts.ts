@@ -2,7 +2,7 @@
 import { and, eq, isNull } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
-import { conversationIdsOf, directory, shareConversation } from "../../objects/directory";
+import { conversationIdsOf, directory, liveDeviceCount, shareConversation } from "../../objects/directory";
 import { LoginBody, RegisterBody } from "../../protocol";
 import { DeviceSession, Me, PresenceSchema, PublicUser } from "../../protocol/responses";
 import { devices, users } from "../../schema/schema";
@@ -63,7 +63,7 @@ const loginDoc = describeRoute({
   description: "A wrong handle and a wrong password get the same 401.",
   security: PUBLIC,
   requestBody: jsonBody(LoginBody),
-  responses: { 200: json("The user, the new device and its token", DeviceSession), ...errors("invalid_request", "unauthorized", "too_large", "rate_limited") },
+  responses: { 200: json("The user, the new device and its token", DeviceSession), ...errors("invalid_request", "unauthorized", "too_large", "limit_exceeded", "rate_limited") },
 });
 accounts.post("/auth/login", loginDoc, async (c) => {
   const body = await readJson(c, LoginBody);
@@ -76,6 +76,10 @@ accounts.post("/auth/login", loginDoc, async (c) => {
   const valid = await verifyPassword(body.password, user?.passwordHash ?? DUMMY_HASH);
   if (!user || !valid) throw new ApiError("unauthorized", "wrong handle or password");
   await refund(c.env, perMinute, buckets);
+  const maxDevices = limits(c.env as unknown as Record<string, unknown>).maxDevicesPerUser;
+  if ((await liveDeviceCount(directory(c.env.DB), user.id)) >= maxDevices) {
+    throw new ApiError("limit_exceeded", `at most ${maxDevices} devices per user; delete one (DELETE /v1/devices/{device_id}) first`);
+  }
   return c.json(await newDevice(c.env, user.id, body.device_name ?? null), 200);
 });
 

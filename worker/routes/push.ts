@@ -26,14 +26,15 @@ const subscribeDoc = describeRoute({
   operationId: "putPushSubscription",
   tags: ["push"],
   summary: "Register (or replace) the calling device's Web Push subscription",
-  description: "A browser's PushSubscription JSON. Endpoints must be https: (http: on loopback only on the local server).",
+  description: "A browser's PushSubscription JSON. Endpoints must be https: URLs of a push service in PUSH_HOSTS (FCM, Mozilla, Apple, Windows by default), never an IP address or localhost; http: on loopback only on the local server.",
   requestBody: jsonBody(PushSubscriptionBody),
   responses: { 201: json("Registered", PushSubscriptionCreated), ...errors("invalid_request", "unauthorized", "too_large") },
 });
 push.post("/push/subscriptions", subscribeDoc, requireAuth(), async (c) => {
   const body = await readJson(c, PushSubscriptionBody);
   try {
-    await parseSubscription(body, { allowLoopbackHttp: pushConfig(c.env).allowLoopbackHttp });
+    const { allowLoopbackHttp, hosts } = pushConfig(c.env);
+    await parseSubscription(body, { allowLoopbackHttp, hosts });
   } catch (err) {
     if (err instanceof WebPushError) throw new ApiError("invalid_request", err.message);
     throw err;
