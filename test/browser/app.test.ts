@@ -14,6 +14,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
+import { notificationsForPush } from "./push";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ChatClient, MemoryStorage } from "../../client/src/index";
 
@@ -354,36 +355,8 @@ describe.skipIf(!existsSync(CHROMIUM))("web app in Chromium", () => {
   });
 
   it("shows a Web Push as a notification naming the conversation (service worker)", async () => {
-    // Chromium cannot subscribe here (no push service, and contexts are incognito), so the
-    // push is handed to the service worker through the DevTools protocol, as the browser
-    // would after decrypting one: the payload the server sends (CONTRACT.md section 8).
-    const context = await browser.newContext({ baseURL: server.baseUrl });
-    try {
-      await context.grantPermissions(["notifications"], { origin: server.baseUrl });
-      const page = await context.newPage();
-      await page.goto("/");
-      await page.evaluate(async () => void (await navigator.serviceWorker.ready));
-      const cdp = await context.newCDPSession(page);
-      const registrations: { registrationId: string; scopeURL: string }[] = [];
-      cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => registrations.push(...e.registrations));
-      await cdp.send("ServiceWorker.enable");
-      const registration = await until("the service worker registration", () => registrations.find((r) => r.scopeURL === `${server.baseUrl}/`));
-      // No window of the app open: the notification is shown.
-      await page.goto("about:blank");
-      await cdp.send("ServiceWorker.deliverPushMessage", {
-        origin: server.baseUrl,
-        registrationId: registration.registrationId,
-        data: JSON.stringify({ type: "message", conversation_id: directId, seq: 7 }),
-      });
-      await sleep(1_000);
-      await page.goto("/");
-      const notifications = await page.evaluate(async () =>
-        (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({ title: n.title, tag: n.tag, body: n.body, data: n.data as unknown })),
-      );
-      expect(notifications).toEqual([{ title: "New message", tag: directId, body: "Open edge-chat to read it.", data: { url: `/c/${encodeURIComponent(directId)}` } }]);
-    } finally {
-      await context.close();
-    }
+    const notifications = await notificationsForPush(browser, server.baseUrl, { type: "message", conversation_id: directId, seq: 7 });
+    expect(notifications).toEqual([{ title: "New message", tag: directId, body: "Open edge-chat to read it.", data: { url: `/c/${encodeURIComponent(directId)}` } }]);
   });
 
   it("has the section 16 controls and no page errors", async () => {

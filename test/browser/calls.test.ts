@@ -20,6 +20,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser, BrowserContext, Page } from "playwright-core";
+import { notificationsForPush } from "./push";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -429,32 +430,8 @@ function callSuite() {
   });
 
   it("the service worker shows a call push as an Incoming call notification opening the chat", async () => {
-    const context = await browser.newContext({ baseURL: server.baseUrl });
-    try {
-      await context.grantPermissions(["notifications"], { origin: server.baseUrl });
-      const page = await context.newPage();
-      await page.goto("/");
-      await page.evaluate(async () => void (await navigator.serviceWorker.ready));
-      const cdp = await context.newCDPSession(page);
-      const registrations: { registrationId: string; scopeURL: string }[] = [];
-      cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => registrations.push(...e.registrations));
-      await cdp.send("ServiceWorker.enable");
-      const registration = await until("the service worker registration", () => registrations.find((r) => r.scopeURL === `${server.baseUrl}/`));
-      await page.goto("about:blank");
-      await cdp.send("ServiceWorker.deliverPushMessage", {
-        origin: server.baseUrl,
-        registrationId: registration.registrationId,
-        data: JSON.stringify({ type: "call", conversation_id: directId, call_id: "call_test" }),
-      });
-      await sleep(1_000);
-      await page.goto("/");
-      const notifications = await page.evaluate(async () =>
-        (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({ title: n.title, body: n.body, data: n.data as unknown })),
-      );
-      expect(notifications).toEqual([{ title: "Incoming call", body: "Open edge-chat to answer.", data: { url: `/c/${encodeURIComponent(directId)}` } }]);
-    } finally {
-      await context.close();
-    }
+    const notifications = await notificationsForPush(browser, server.baseUrl, { type: "call", conversation_id: directId, call_id: "call_test" });
+    expect(notifications.map(({ tag: _, ...n }) => n)).toEqual([{ title: "Incoming call", body: "Open edge-chat to answer.", data: { url: `/c/${encodeURIComponent(directId)}` } }]);
   });
 
   it("had no page errors", () => {
