@@ -27,6 +27,17 @@ export type Encryption = (typeof ENCRYPTIONS)[number];
  */
 const text = () => z.string().refine((s) => s.isWellFormed(), "must be well-formed Unicode (no lone surrogates)");
 const id = text().min(1).max(128);
+/**
+ * A name people see (display, device and group names): no control characters (C0, DEL, C1,
+ * NUL included) and no bidirectional overrides, embeddings, isolates or marks, which can make
+ * a name read as another or flip the text around it. Joiners such as ZWJ (U+200D, emoji
+ * sequences) are fine.
+ */
+const shownName = () =>
+  text().refine(
+    (s) => !/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/.test(s),
+    "must not contain control characters or bidirectional formatting characters",
+  );
 const seq = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 // ---- HTTP bodies -------------------------------------------------------------
@@ -34,21 +45,21 @@ const seq = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 export const RegisterBody = z.object({
   handle: text().regex(/^[a-z0-9_]{3,32}$/, "handle must be 3-32 characters of a-z, 0-9 and _"),
   password: text().min(8, "password must be at least 8 characters").max(1024),
-  display_name: text().min(1).max(128).optional(),
+  display_name: shownName().min(1).max(128).optional(),
 });
 
 // Generous bounds: an over-long handle or password is simply wrong (401), like any other.
 export const LoginBody = z.object({
   handle: z.string().max(4096),
   password: z.string().max(4096),
-  device_name: text().min(1).max(128).optional(),
+  device_name: shownName().min(1).max(128).optional(),
 });
 
 export const CreateConversationBody = z.discriminatedUnion("type", [
   z.object({ type: z.literal("direct"), peer: id, encryption: z.enum(ENCRYPTIONS).optional().describe('default "none"') }),
   z.object({
     type: z.literal("group"),
-    name: text().min(1).max(256),
+    name: shownName().min(1).max(256),
     // Bounded far above the group limit so the 422 check sees oversized lists; 400 past this.
     members: z.array(id).max(10_000),
     encryption: z.enum(ENCRYPTIONS).optional().describe('default "none"'),

@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { Health } from "../protocol/responses";
 import { ApiError, toErrorResponse } from "./errors";
 import { describeRoute, json, PUBLIC } from "./openapi/describe";
+import { limits } from "./lib/config";
 import { tokenSecretProblem } from "./lib/token";
 import { openApiDocument } from "./openapi/document";
 import { accounts } from "./routes/accounts";
@@ -11,14 +12,53 @@ import { conversations } from "./routes/conversations";
 import { mls } from "./routes/mls";
 import { push } from "./routes/push";
 import { sockets } from "./routes/sockets";
+import { tickets } from "./routes/tickets";
 import type { AppEnv } from "./types";
 
 export const app = new Hono<AppEnv>().basePath("/v1");
 
 /**
+ * An empty ALLOWED_ORIGINS lets every origin open WebSockets (cross-site WebSocket
+ * hijacking). That is meant for local runs (`npm start` sets PUSH_ALLOW_LOOPBACK_HTTP);
+ * anywhere else it is a deployment mistake, said loudly.
+ */
+export function originsWarning(env: Partial<Record<string, unknown>>): string | null {
+  if (limits(env).allowedOrigins.length > 0 || env.PUSH_ALLOW_LOOPBACK_HTTP === "true") return null;
+  return (
+    "WARNING: ALLOWED_ORIGINS is empty, so pages of any origin may open WebSockets here " +
+    "(no protection against cross-site WebSocket hijacking). Set ALLOWED_ORIGINS in wrangler.toml [vars] to your app's origins before deploying."
+  );
+}
+
+/**
  * Tokens signed with a short or publicly known secret can be forged by anyone: refuse to
  * work at all (health and this document aside) rather than issue or accept them.
  */
+/** API answers are per caller and never to be kept by a browser or a proxy. */
+app.use("*", async (c, next) => {
+  await next();
+  if (c.res.status !== 101 && !c.res.headers.has("cache-control")) {
+    try {
+      c.res.headers.set("cache-control", "no-store");
+    } catch {
+      // immutable headers (a response passed through as is): leave them
+      c.res = new Response(c.res.body, c.res);
+      c.res.headers.set("cache-control", "no-store");
+    }
+  }
+});
+
+/** Logged once per isolate when deployed without ALLOWED_ORIGINS (any origin may open WebSockets). */
+let originsChecked = false;
+app.use("*", async (c, next) => {
+  if (!originsChecked) {
+    originsChecked = true;
+    const warning = originsWarning(c.env as unknown as Record<string, unknown>);
+    if (warning) console.warn(warning);
+  }
+  await next();
+});
+
 app.use("*", async (c, next) => {
   const problem = tokenSecretProblem(c.env.TOKEN_SECRET);
   if (problem && c.req.path !== "/v1/health" && c.req.path !== "/v1/openapi.json") {
@@ -49,6 +89,7 @@ app.get(
 );
 // Sockets first: their routes authenticate with ?token= as well as the header.
 app.route("/", sockets);
+app.route("/", tickets);
 app.route("/", accounts);
 app.route("/", conversations);
 app.route("/", mls);

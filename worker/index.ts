@@ -6,6 +6,7 @@ import { deliverPushes } from "./queue";
 export { Conversation } from "../objects/conversation";
 export { Inbox } from "../objects/inbox";
 export { Limiter } from "../objects/limiter";
+export { SocketTicket } from "../objects/ticket";
 
 export default {
   fetch: app.fetch,

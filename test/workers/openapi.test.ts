@@ -151,7 +151,7 @@ describe("GET /v1/openapi.json", () => {
     expect(history[2].description).toMatch(/1 to 200/);
     expect(params("/v1/conversations").map((p: Json) => p.name)).toEqual(["limit", "cursor"]);
     expect(params("/v1/users")).toContainEqual(expect.objectContaining({ name: "handle", in: "query", required: true }));
-    expect(params("/v1/sync").filter((p: Json) => p.in === "query").map((p: Json) => p.name)).toEqual(["token", "since"]);
+    expect(params("/v1/sync").filter((p: Json) => p.in === "query").map((p: Json) => p.name)).toEqual(["token", "ticket", "since"]);
   });
 
   it("documents the contract's error shape on every authenticated route", () => {
@@ -174,7 +174,7 @@ describe("GET /v1/openapi.json", () => {
     for (const path of ["/v1/sync", "/v1/conversations/{id}/ws"]) {
       const op = doc.paths[path].get;
       expect(op.responses["101"]).toBeDefined();
-      expect(op.security).toEqual([{ bearer: [] }, { token_query: [] }]);
+      expect(op.security).toEqual([{ bearer: [] }, { token_query: [] }, { ticket_query: [] }]);
       expect(op.parameters).toContainEqual(expect.objectContaining({ in: "header", name: "Upgrade", required: true }));
     }
     expect(doc.components.securitySchemes.token_query).toMatchObject({ type: "apiKey", in: "query", name: "token" });

@@ -9,6 +9,10 @@ import { limits } from "./config";
 export async function readJson<S extends z.ZodType>(c: Context<AppEnv>, schema: S, maxBytes?: number): Promise<z.infer<S>> {
   const max = maxBytes ?? limits(c.env as unknown as Record<string, unknown>).maxBodyBytes;
   const bytes = await readCapped(c.req.raw, max);
+  // A JSON body only as application/json: a form or text/plain body (what a cross-site form
+  // can send without a preflight) is refused whatever it contains.
+  const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/json") throw new ApiError("invalid_request", "content-type must be application/json");
   let raw: unknown;
   try {
     raw = JSON.parse(new TextDecoder().decode(bytes));

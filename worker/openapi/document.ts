@@ -64,6 +64,12 @@ export const openApiDocument = (app: Hono<AppEnv>) =>
             name: "token",
             description: "The device token as ?token=, on the WebSocket endpoints only (browsers cannot set headers there)",
           },
+          ticket_query: {
+            type: "apiKey",
+            in: "query",
+            name: "ticket",
+            description: "A single-use ticket from POST /v1/sync/ticket as ?ticket=, on the WebSocket endpoints only (keeps the token out of URLs)",
+          },
         },
         responses: errorResponses,
       },

@@ -43,7 +43,10 @@ function forwarded(request: Request, auth: Auth): Request {
   return new Request(request, { headers });
 }
 
-const tokenQuery = { token: z.string().optional().describe("The device token, when no authorization header can be set") };
+const tokenQuery = {
+  token: z.string().optional().describe("The device token, when no authorization header can be set"),
+  ticket: z.string().optional().describe("Instead of ?token=: a ticket from POST /v1/sync/ticket, accepted once within 60 s"),
+};
 
 /** Both are GET upgrades: 101 and a socket, or an error before any socket opens. */
 const upgradeDoc = (doc: { operationId: string; summary: string; description: string; query: z.ZodObject; path?: string }) =>
@@ -52,7 +55,7 @@ const upgradeDoc = (doc: { operationId: string; summary: string; description: st
     tags: ["live"],
     summary: doc.summary,
     description: `${doc.description} JSON text frames, each an object with \`type\` (CONTRACT.md section 6).`,
-    security: [{ bearer: [] }, { token_query: [] }],
+    security: [{ bearer: [] }, { token_query: [] }, { ticket_query: [] }],
     parameters: [
       ...(doc.path ? [pathParameter("id", doc.path)] : []),
       ...queryParameters(doc.query),

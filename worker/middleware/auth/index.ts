@@ -5,11 +5,12 @@
 import { createMiddleware } from "hono/factory";
 import { directory, isLiveDevice } from "../../../objects/directory";
 import { ApiError } from "../../errors";
-import { readToken } from "../../lib/token";
+import { TICKET_PATTERN, ticketStub } from "../../lib/tickets";
+import { readToken, type TokenClaims } from "../../lib/token";
 import type { AppEnv } from "../../types";
 
 export interface AuthOptions {
-  /** Also take `?token=`: browsers cannot set headers on a WebSocket. */
+  /** Also take `?token=`, or a single-use `?ticket=`: browsers cannot set headers on a WebSocket. */
   allowQueryToken?: boolean;
 }
 
@@ -18,9 +19,17 @@ export const requireAuth = (options: AuthOptions = {}) =>
     const header = c.req.header("authorization");
     const bearer = header?.match(/^Bearer\s+(\S+)$/i)?.[1];
     const token = bearer ?? (options.allowQueryToken ? c.req.query("token") : undefined);
-    if (!token) throw new ApiError("unauthorized", "missing bearer token");
-    const claims = await readToken(c.env.TOKEN_SECRET, token);
-    if (!claims) throw new ApiError("unauthorized", "invalid or expired token");
+    const ticket = bearer === undefined && options.allowQueryToken ? c.req.query("ticket") : undefined;
+    let claims: TokenClaims | null;
+    if (!token && ticket !== undefined) {
+      // Redeemed (and so used up) here, whatever happens to the request next.
+      claims = TICKET_PATTERN.test(ticket) ? await ticketStub(c.env, ticket).redeem() : null;
+      if (!claims || claims.exp * 1000 <= Date.now()) throw new ApiError("unauthorized", "unknown, used or expired ticket");
+    } else {
+      if (!token) throw new ApiError("unauthorized", "missing bearer token");
+      claims = await readToken(c.env.TOKEN_SECRET, token);
+      if (!claims) throw new ApiError("unauthorized", "invalid or expired token");
+    }
     if (!(await isLiveDevice(directory(c.env.DB), claims.userId, claims.deviceId))) {
       throw new ApiError("unauthorized", "device revoked");
     }

@@ -1,0 +1,40 @@
+/**
+ * A socket ticket (`POST /v1/sync/ticket`): one small object per ticket, addressed by the
+ * ticket itself, holding whom it stands for until it is redeemed — once: the object is
+ * single-threaded, and redeeming deletes it — or until it expires (its alarm deletes it).
+ * A ticket goes in a WebSocket URL instead of the long-lived token, so logs that keep URLs
+ * keep nothing reusable.
+ */
+import { DurableObject } from "cloudflare:workers";
+
+export interface TicketClaims {
+  userId: string;
+  deviceId: string;
+  /** The token's expiry (s): a socket opened with the ticket lives no longer than the token. */
+  exp: number;
+}
+
+interface Stored extends TicketClaims {
+  expiresAt: number;
+}
+
+export class SocketTicket extends DurableObject<Env> {
+  async issue(claims: TicketClaims, expiresAt: number): Promise<void> {
+    await this.ctx.storage.put<Stored>("ticket", { ...claims, expiresAt });
+    await this.ctx.storage.setAlarm(expiresAt);
+  }
+
+  /** Whom the ticket stands for, once; null when it is unknown, used or expired. */
+  async redeem(): Promise<TicketClaims | null> {
+    const stored = await this.ctx.storage.get<Stored>("ticket");
+    if (!stored) return null;
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    if (stored.expiresAt <= Date.now()) return null;
+    return { userId: stored.userId, deviceId: stored.deviceId, exp: stored.exp };
+  }
+
+  override async alarm(): Promise<void> {
+    await this.ctx.storage.deleteAll();
+  }
+}
