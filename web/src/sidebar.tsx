@@ -1,4 +1,5 @@
 /** The left pane: who you are, new chats and groups, notifications, the conversation list. */
+import type { ComponentChildren, Ref } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { ConversationSummary } from "@edge-chat/sdk";
 import { callLabel, shortWhen } from "./format";
@@ -78,24 +79,32 @@ export function Sidebar(props: { onOpen: (id: string) => void }) {
   );
 }
 
-function NewDirect(props: { onDone: (id: string | null) => void }) {
-  const model = useModel();
-  const [handle, setHandle] = useState("");
+/**
+ * A side panel's form: focus on open, Escape closes, one submit at a time, and the
+ * error of a failed one shown (and announced) under it.
+ */
+function PanelForm(props: {
+  id: string;
+  label: string;
+  onDone: (id: string | null) => void;
+  submit: () => Promise<string | null>;
+  children: (state: { busy: boolean; firstInput: Ref<HTMLInputElement> }) => ComponentChildren;
+}) {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const input = useRef<HTMLInputElement>(null);
-  useEffect(() => input.current?.focus(), []);
+  const firstInput = useRef<HTMLInputElement>(null);
+  useEffect(() => firstInput.current?.focus(), []);
   return (
     <form
-      id="new-direct-panel"
+      id={props.id}
       class="panel"
-      aria-label="New chat"
+      aria-label={props.label}
       onSubmit={async (e) => {
         e.preventDefault();
         setBusy(true);
         setError(null);
         try {
-          props.onDone(await model.startDirect(handle));
+          props.onDone(await props.submit());
         } catch (err) {
           setError(describeError(err));
           setBusy(false);
@@ -103,23 +112,7 @@ function NewDirect(props: { onDone: (id: string | null) => void }) {
       }}
       onKeyDown={(e) => e.key === "Escape" && props.onDone(null)}
     >
-      <label for="new-direct-handle">Start a chat with</label>
-      <div class="row">
-        <input
-          ref={input}
-          id="new-direct-handle"
-          data-testid="new-direct-handle"
-          placeholder="handle"
-          autocapitalize="none"
-          spellcheck={false}
-          autocomplete="off"
-          value={handle}
-          onInput={(e) => setHandle(e.currentTarget.value)}
-        />
-        <button type="submit" class="primary" data-testid="new-direct-start" disabled={busy}>
-          {busy ? "…" : "Start chat"}
-        </button>
-      </div>
+      {props.children({ busy, firstInput })}
       {error && (
         <p class="form-error" role="alert">
           {error}
@@ -129,63 +122,72 @@ function NewDirect(props: { onDone: (id: string | null) => void }) {
   );
 }
 
+function NewDirect(props: { onDone: (id: string | null) => void }) {
+  const model = useModel();
+  const [handle, setHandle] = useState("");
+  return (
+    <PanelForm id="new-direct-panel" label="New chat" onDone={props.onDone} submit={() => model.startDirect(handle)}>
+      {({ busy, firstInput }) => (
+        <>
+          <label for="new-direct-handle">Start a chat with</label>
+          <div class="row">
+            <input
+              ref={firstInput}
+              id="new-direct-handle"
+              data-testid="new-direct-handle"
+              placeholder="handle"
+              autocapitalize="none"
+              spellcheck={false}
+              autocomplete="off"
+              value={handle}
+              onInput={(e) => setHandle(e.currentTarget.value)}
+            />
+            <button type="submit" class="primary" data-testid="new-direct-start" disabled={busy}>
+              {busy ? "…" : "Start chat"}
+            </button>
+          </div>
+        </>
+      )}
+    </PanelForm>
+  );
+}
+
 function NewGroup(props: { onDone: (id: string | null) => void }) {
   const model = useModel();
   const [name, setName] = useState("");
   const [members, setMembers] = useState("");
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const input = useRef<HTMLInputElement>(null);
-  useEffect(() => input.current?.focus(), []);
   return (
-    <form
-      id="new-group-panel"
-      class="panel"
-      aria-label="New group"
-      onSubmit={async (e) => {
-        e.preventDefault();
-        setBusy(true);
-        setError(null);
-        try {
-          props.onDone(await model.createGroup(name, members.split(/[\s,]+/)));
-        } catch (err) {
-          setError(describeError(err));
-          setBusy(false);
-        }
-      }}
-      onKeyDown={(e) => e.key === "Escape" && props.onDone(null)}
-    >
-      <label for="new-group-name">Group name</label>
-      <input ref={input} id="new-group-name" data-testid="new-group-name" required maxLength={100} value={name} onInput={(e) => setName(e.currentTarget.value)} />
-      <label for="new-group-members">Members</label>
-      <input
-        id="new-group-members"
-        data-testid="new-group-members"
-        placeholder="handles, separated by commas"
-        autocapitalize="none"
-        spellcheck={false}
-        autocomplete="off"
-        aria-describedby="new-group-members-hint"
-        value={members}
-        onInput={(e) => setMembers(e.currentTarget.value)}
-      />
-      <small id="new-group-members-hint" class="hint">
-        For example: alice, bob
-      </small>
-      <div class="row end">
-        <button type="button" class="secondary" onClick={() => props.onDone(null)}>
-          Cancel
-        </button>
-        <button type="submit" class="primary" data-testid="new-group-create" disabled={busy}>
-          {busy ? "Creating…" : "Create group"}
-        </button>
-      </div>
-      {error && (
-        <p class="form-error" role="alert">
-          {error}
-        </p>
+    <PanelForm id="new-group-panel" label="New group" onDone={props.onDone} submit={() => model.createGroup(name, members.split(/[\s,]+/))}>
+      {({ busy, firstInput }) => (
+        <>
+          <label for="new-group-name">Group name</label>
+          <input ref={firstInput} id="new-group-name" data-testid="new-group-name" required maxLength={100} value={name} onInput={(e) => setName(e.currentTarget.value)} />
+          <label for="new-group-members">Members</label>
+          <input
+            id="new-group-members"
+            data-testid="new-group-members"
+            placeholder="handles, separated by commas"
+            autocapitalize="none"
+            spellcheck={false}
+            autocomplete="off"
+            aria-describedby="new-group-members-hint"
+            value={members}
+            onInput={(e) => setMembers(e.currentTarget.value)}
+          />
+          <small id="new-group-members-hint" class="hint">
+            For example: alice, bob
+          </small>
+          <div class="row end">
+            <button type="button" class="secondary" onClick={() => props.onDone(null)}>
+              Cancel
+            </button>
+            <button type="submit" class="primary" data-testid="new-group-create" disabled={busy}>
+              {busy ? "Creating…" : "Create group"}
+            </button>
+          </div>
+        </>
       )}
-    </form>
+    </PanelForm>
   );
 }
 
