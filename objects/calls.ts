@@ -64,7 +64,10 @@ export class CallSignals {
     }
     const record = await this.storage.get<CallRecord>(key(frame.call_id));
     const now = Date.now();
-    const relayed = { ...frame, conversation_id: this.host.conversationId(), from_user_id: from.userId, from_device_id: from.deviceId };
+    // As the contract says: the frame unchanged but for the sender's ids. Device sockets
+    // carry every conversation, so what goes there also names this one.
+    const relayed = { ...frame, from_user_id: from.userId, from_device_id: from.deviceId };
+    const forDevices = (f: Record<string, unknown>) => ({ ...f, conversation_id: this.host.conversationId() });
 
     switch (frame.action) {
       case "ring": {
@@ -76,7 +79,7 @@ export class CallSignals {
         }
         this.relay(ws, relayed, (peer) => peer.userId !== from.userId);
         const callees = this.host.activeMembers().filter((u) => u !== from.userId);
-        await this.host.ringDevices(callees, relayed);
+        await this.host.ringDevices(callees, forDevices(relayed));
         return null;
       }
       case "accept":
@@ -85,9 +88,9 @@ export class CallSignals {
         if (from.userId === record.caller_user) return { code: "invalid_request", message: "the caller cannot answer their own call" };
         this.relay(ws, relayed, () => true);
         // The user's other devices stop ringing.
-        const elsewhere = { type: "call", call_id: frame.call_id, action: "answered_elsewhere", conversation_id: this.host.conversationId() };
+        const elsewhere = { type: "call", call_id: frame.call_id, action: "answered_elsewhere" };
         for (const peer of this.host.sockets(from.userId)) if (peer !== ws) sendFrame(peer, elsewhere);
-        await this.host.ringDevices([from.userId], elsewhere, from.deviceId);
+        await this.host.ringDevices([from.userId], forDevices(elsewhere), from.deviceId);
         if (frame.action === "accept") {
           if (record.accepted_at === null) {
             record.accepted_at = now;
@@ -108,8 +111,7 @@ export class CallSignals {
         if (record.accepted_at === null && from.userId !== record.caller_user) return null; // a callee's device that never answered
         const outcome: CallOutcome = record.accepted_at !== null ? "completed" : "cancelled";
         if (outcome === "cancelled") {
-          const ended = { type: "call", call_id: frame.call_id, action: "hangup", conversation_id: this.host.conversationId(), from_user_id: from.userId, from_device_id: from.deviceId };
-          await this.host.ringDevices(this.host.activeMembers().filter((u) => u !== from.userId), ended);
+          await this.host.ringDevices(this.host.activeMembers().filter((u) => u !== from.userId), forDevices(relayed));
         }
         await this.end(record, outcome);
         return null;
@@ -132,9 +134,9 @@ export class CallSignals {
         continue;
       }
       if (record.accepted_at === null) {
-        const missed = { type: "call", call_id: record.call_id, action: "missed", conversation_id: this.host.conversationId() };
+        const missed = { type: "call", call_id: record.call_id, action: "missed" };
         for (const ws of this.host.sockets()) sendFrame(ws, missed);
-        await this.host.ringDevices(this.host.activeMembers(), missed);
+        await this.host.ringDevices(this.host.activeMembers(), { ...missed, conversation_id: this.host.conversationId() });
         await this.end(record, "missed");
       } else {
         await this.end(record, "completed");
