@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
 import { notificationsForPush } from "./push";
+import { sleep, until } from "./wait";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ChatClient, MemoryStorage } from "../../client/src/index";
 
@@ -40,24 +41,6 @@ const CHROMIUM_ARGS = [
 const SHOTS = /^(1|true|yes)$/i.test(process.env.UPDATE_SCREENSHOTS ?? "") ? join(ROOT, "docs", "screenshots") : join(tmpdir(), "edge-chat-screenshots");
 const PASSWORD = "correct horse battery";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls until `fn` returns something truthy (or stops throwing); fails with the last reason after `timeout`. */
-async function until<T>(what: string, fn: () => Promise<T> | T, timeout = 20_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeout;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const value = await fn();
-      if (value) return value as NonNullable<T>;
-      last = value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await sleep(100);
-  }
-}
 
 interface Shown {
   seq: string | undefined;

@@ -21,6 +21,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { notificationsForPush } from "./push";
+import { sleep, until } from "./wait";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -137,26 +138,6 @@ interface Stats {
   remote: string | null;
 }
 
-function sleep(ms: number) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls until `fn` returns something truthy (or stops throwing); fails with the last reason after `timeout`. */
-async function until<T>(what: string, fn: () => Promise<T> | T, timeout = 20_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeout;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const value = await fn();
-      if (value) return value as NonNullable<T>;
-      last = value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await sleep(100);
-  }
-}
 
 /** The page's calls in progress (through the app's `edgeChat` global): their peer connections' states. */
 function pcStates(page: Page): Promise<(string | null)[]> {

@@ -4,6 +4,7 @@
  * contexts are incognito), with no window of the app open; answers the notifications shown.
  */
 import type { Browser } from "playwright-core";
+import { sleep, until } from "./wait";
 
 export interface ShownNotification {
   title: string;
@@ -23,15 +24,10 @@ export async function notificationsForPush(browser: Browser, baseUrl: string, pa
     const registrations: { registrationId: string; scopeURL: string }[] = [];
     cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => registrations.push(...e.registrations));
     await cdp.send("ServiceWorker.enable");
-    let registration: { registrationId: string } | undefined;
-    for (const deadline = Date.now() + 20_000; !registration; ) {
-      registration = registrations.find((r) => r.scopeURL === `${baseUrl}/`);
-      if (!registration && Date.now() > deadline) throw new Error("timed out waiting for the service worker registration");
-      if (!registration) await new Promise((r) => setTimeout(r, 100));
-    }
+    const registration = await until("the service worker registration", () => registrations.find((r) => r.scopeURL === `${baseUrl}/`));
     await page.goto("about:blank");
     await cdp.send("ServiceWorker.deliverPushMessage", { origin: baseUrl, registrationId: registration.registrationId, data: JSON.stringify(payload) });
-    await new Promise((r) => setTimeout(r, 1_000));
+    await sleep(1_000);
     await page.goto("/");
     return await page.evaluate(async () =>
       (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({ title: n.title, tag: n.tag, body: n.body, data: n.data as unknown })),
