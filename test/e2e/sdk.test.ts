@@ -261,7 +261,8 @@ describe("SDK sessions", () => {
     const typing = new Promise<{ user_id: string; state: string }>((r) => b.on("typing", r));
     ca.typing(true);
     expect(await typing).toMatchObject({ user_id: a.userId, state: "start" });
-    // { encrypted: true } is no longer refused: test/e2e/sdk-mls.test.ts covers MLS conversations.
+    const refused = await a.createDirect(b.userId, { encrypted: true }).catch((e: unknown) => e);
+    expect((refused as ChatError).code).toBe("encryption_unavailable");
     await Promise.all([a.close(), b.close()]);
   });
 });
