@@ -9,18 +9,23 @@
  * always in the `MLSMessage` wrapper (RFC 9420 §6).
  */
 import {
+  acceptAll,
+  createApplicationMessage,
   createCommit,
   createGroup,
   createGroupInfoWithExternalPubAndRatchetTree,
+  decodeGroupState,
   decodeMlsMessage,
   defaultCapabilities,
   emptyPskIndex,
+  encodeGroupState,
   encodeMlsMessage,
   generateKeyPackage,
   getCiphersuiteFromName,
   getCiphersuiteImpl,
   joinGroup,
   joinGroupExternal,
+  processMessage,
   type CiphersuiteImpl,
   type CiphersuiteName,
   type ClientState,
@@ -33,7 +38,8 @@ import {
   type RatchetTree,
 } from "ts-mls";
 import { ratchetTreeFromExtension, verifyGroupInfoSignature } from "ts-mls/groupInfo.js";
-import { verifyKeyPackage } from "ts-mls/keyPackage.js";
+import { defaultClientConfig } from "ts-mls/clientConfig.js";
+import { makeKeyPackageRef, verifyKeyPackage } from "ts-mls/keyPackage.js";
 import { verifyLeafNodeSignatureKeyPackage } from "ts-mls/leafNode.js";
 
 /** Cipher suite 1, the only one the server accepts. */
@@ -334,5 +340,142 @@ export function leafOf(state: ClientState, device: DeviceRef): number | null {
   }
   return null;
 }
+
+// ---- Client side: application messages, incoming handshake, storage encodings ------
+
+/** Encrypts application data to a PrivateMessage (base64url MLSMessage); the state moves on (its ratchet). */
+export async function encryptApplication(state: ClientState, plaintext: Uint8Array): Promise<{ message: string; state: ClientState }> {
+  const { newState, privateMessage } = await createApplicationMessage(state, plaintext, await suite());
+  return { message: toBase64Url(encodeMlsMessage({ version: "mls10", wireformat: "mls_private_message", privateMessage })), state: newState };
+}
+
+export type Processed =
+  | { kind: "application"; data: Uint8Array; state: ClientState }
+  | { kind: "handshake"; state: ClientState };
+
+/** Processes a PublicMessage (a commit) or PrivateMessage (application data) of the group. Throws when it cannot. */
+export async function processIncoming(state: ClientState, b64: string): Promise<Processed> {
+  const message = decodeMessage(b64);
+  if (!message || (message.wireformat !== "mls_public_message" && message.wireformat !== "mls_private_message")) {
+    throw new Error("not an MLS PublicMessage or PrivateMessage");
+  }
+  const result = await processMessage(message, state, emptyPskIndex, acceptAll, await suite());
+  return result.kind === "applicationMessage"
+    ? { kind: "application", data: result.message, state: result.newState }
+    : { kind: "handshake", state: result.newState };
+}
+
+/** The epoch a PublicMessage or PrivateMessage was made in (readable without keys), or null. */
+export function messageEpoch(b64: string): number | null {
+  const message = decodeMessage(b64);
+  if (message?.wireformat === "mls_private_message") return Number(message.privateMessage.epoch);
+  if (message?.wireformat === "mls_public_message") return Number(message.publicMessage.content.epoch);
+  return null;
+}
+
+export const groupEpoch = (state: ClientState): number => Number(state.groupContext.epoch);
+
+/** A group state as base64url, for the SDK's storage (it holds private keys: keep it local). */
+export const encodeGroupStateText = (state: ClientState): string => toBase64Url(encodeGroupState(state));
+
+export function decodeGroupStateText(text: string): ClientState {
+  const bytes = fromBase64Url(text);
+  const decoded = bytes ? decodeGroupState(bytes, 0) : undefined;
+  if (!decoded) throw new Error("not a stored group state");
+  return { ...decoded[0], clientConfig: defaultClientConfig };
+}
+
+/** A device key package as JSON-safe text: the uploaded MLSMessage and the three private keys. */
+export interface StoredKeyPackage {
+  encoded: string;
+  init: string;
+  hpke: string;
+  signature: string;
+}
+
+export const storeKeyPackage = (kp: DeviceKeyPackage): StoredKeyPackage => ({
+  encoded: kp.encoded,
+  init: toBase64Url(kp.privatePackage.initPrivateKey),
+  hpke: toBase64Url(kp.privatePackage.hpkePrivateKey),
+  signature: toBase64Url(kp.privatePackage.signaturePrivateKey),
+});
+
+export function loadKeyPackage(stored: StoredKeyPackage): DeviceKeyPackage {
+  const publicPackage = decodeKeyPackageMessage(stored.encoded);
+  const init = fromBase64Url(stored.init);
+  const hpke = fromBase64Url(stored.hpke);
+  const signature = fromBase64Url(stored.signature);
+  if (!publicPackage || !init || !hpke || !signature) throw new Error("not a stored key package");
+  return { encoded: stored.encoded, publicPackage, privatePackage: { initPrivateKey: init, hpkePrivateKey: hpke, signaturePrivateKey: signature } };
+}
+
+/** The KeyPackageRef (RFC 9420 §5.2) of a key package, base64url: what a welcome names its recipients by. */
+export async function keyPackageRef(kp: KeyPackage): Promise<string> {
+  return toBase64Url(await makeKeyPackageRef(kp, (await suite()).hash));
+}
+
+/** The KeyPackageRefs a welcome is encrypted to. */
+export function welcomeRecipients(welcomeB64: string): string[] {
+  const message = decodeMessage(welcomeB64);
+  if (message?.wireformat !== "mls_welcome") return [];
+  return message.welcome.secrets.map((s) => toBase64Url(s.newMember));
+}
+
+/** Every leaf of the group's tree with the device it names. */
+export function groupLeaves(state: ClientState): { index: number; device: DeviceRef | null }[] {
+  const out: { index: number; device: DeviceRef | null }[] = [];
+  for (let node = 0; node < state.ratchetTree.length; node += 2) {
+    const entry = state.ratchetTree[node];
+    if (entry?.nodeType !== "leaf") continue;
+    const credential = entry.leaf.credential;
+    out.push({ index: node / 2, device: credential.credentialType === "basic" ? parseIdentity(credential.identity) : null });
+  }
+  return out;
+}
+
+/**
+ * Whether a joiner's ts-mls 1.6.4 accepts this state's ratchet tree. Its validation is
+ * stricter than RFC 9420 §7.9.2 (which asks that a leaf unmerged at a node be unmerged at
+ * every node between): for every leaf in a node's unmerged_leaves it requires every
+ * non-blank node on that leaf's direct path to carry the very same list. Trees made by
+ * add-only commits (no path) across differently-updated subtrees break it; a commit with
+ * a path first (an empty commit) resets the committer's direct path and avoids that.
+ */
+export function joinableTree(state: ClientState): boolean {
+  const tree = state.ratchetTree;
+  const width = 2 ** Math.ceil(Math.log2(Math.max(1, (tree.length + 1) / 2)));
+  const root = width - 1;
+  // RFC 9420 Appendix C: the parent of x at level k.
+  const parentOf = (node: number): number => {
+    let level = 0;
+    while (((node >> level) & 1) === 1) level++;
+    return ((node >> (level + 1)) & 1) === 0 ? node + (1 << level) : node - (1 << level);
+  };
+  const directPath = (leaf: number): number[] => {
+    const out: number[] = [];
+    let node = leaf * 2;
+    while (node !== root) {
+      node = parentOf(node);
+      out.push(node);
+    }
+    return out;
+  };
+  for (const entry of tree) {
+    if (entry?.nodeType !== "parent") continue;
+    const list = entry.parent.unmergedLeaves.map(Number);
+    for (const leaf of list) {
+      for (const p of directPath(leaf)) {
+        const other = tree[p];
+        if (other?.nodeType !== "parent") continue;
+        const theirs = other.parent.unmergedLeaves.map(Number);
+        if (theirs.length !== list.length || theirs.some((x, i) => x !== list[i])) return false;
+      }
+    }
+  }
+  return true;
+}
+
+/** Whether this state's own leaf is still in the group (false once a commit removed it). */
+export const isActiveMember = (state: ClientState): boolean => state.groupActiveState.kind === "active";
 
 export type { ClientState as MlsGroupState };

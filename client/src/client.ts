@@ -5,12 +5,13 @@
  * that survives reconnects and restarts. CONTRACT.md section 16 is its promised surface.
  */
 import type { BackoffOptions } from "./backoff";
-import { plainCodec, unavailableCodec, encryptionUnavailable, type ConversationCodec } from "./codec";
+import { isMlsKind, mlsCodec, plainCodec, type ConversationCodec } from "./codec";
 import { Call, type CallFrame } from "./calls";
 import { OpenConversation } from "./conversation";
 import { Emitter } from "./emitter";
 import { ChatError } from "./errors";
 import { Http, type FetchLike } from "./http";
+import { MlsLayer } from "./mls/layer";
 import { Outbox } from "./outbox";
 import { CLOSE_UNAUTHORIZED, ReconnectingSocket, type ConnectionState, type WebSocketLike } from "./socket";
 import { MemoryStorage, type ChatStorage } from "./storage";
@@ -70,7 +71,11 @@ export interface LoginOptions extends ClientOptions {
 }
 
 export interface CreateOptions {
-  /** End-to-end encrypted (MLS). Not available in this build: the default is `false`, and `true` is refused. */
+  /**
+   * End-to-end encrypted (MLS, CONTRACT.md section 10): the conversation is created with
+   * `encryption: "mls"` and this device adds every member's devices to its group. The
+   * default is still `false` in this build (CONTRACT.md: it becomes `true`).
+   */
   encrypted?: boolean;
 }
 
@@ -98,6 +103,8 @@ export class ChatClient extends Emitter<ChatEvents> {
   /** Conversations whose `removed` was announced, so the socket's 4403 and the stream's event make one. */
   private readonly removedSent = new Set<string>();
   private sync!: SyncState;
+  private mls!: MlsLayer;
+  private mlsCodec_!: ConversationCodec;
   private closed = false;
   private failed = false;
 
@@ -132,6 +139,14 @@ export class ChatClient extends Emitter<ChatEvents> {
     await storage.write({ [SESSION_KEY]: session });
     const client = new ChatClient(options, storage, session);
     client.sync = await SyncState.load(storage, session.user_id);
+    client.mls = await MlsLayer.load(storage, { userId: session.user_id, deviceId: session.device_id }, {
+      request: (method, path, body, query) => client.http.request(method, path, body, query),
+      lastSeq: (conversationId) => client.sync.lastSeq(conversationId),
+      error: (err) => client.emit("error", err),
+    });
+    client.mlsCodec_ = mlsCodec(client.mls);
+    // This device's key packages: a first batch at sign-in, else whatever is left to upload.
+    await client.mls.start();
     await client.outbox.load();
     client.outbox.kick();
     return client;
@@ -269,13 +284,24 @@ export class ChatClient extends Emitter<ChatEvents> {
   // ---- conversations ---------------------------------------------------------
 
   async createDirect(userId: string, options: CreateOptions = {}): Promise<Conversation> {
-    if (options.encrypted) throw encryptionUnavailable();
-    return this.remember(await this.http.request<Conversation>("POST", "/v1/conversations", { type: "direct", peer: userId }));
+    const body = { type: "direct", peer: userId, ...(options.encrypted ? { encryption: "mls" } : {}) };
+    return this.created(await this.http.request<Conversation>("POST", "/v1/conversations", body));
   }
 
   async createGroup(name: string, userIds: string[], options: CreateOptions = {}): Promise<Conversation> {
-    if (options.encrypted) throw encryptionUnavailable();
-    return this.remember(await this.http.request<Conversation>("POST", "/v1/conversations", { type: "group", name, members: userIds }));
+    const body = { type: "group", name, members: userIds, ...(options.encrypted ? { encryption: "mls" } : {}) };
+    return this.created(await this.http.request<Conversation>("POST", "/v1/conversations", body));
+  }
+
+  /** A new conversation; an encrypted one gets its MLS group, with every member's devices added, before this resolves. */
+  private async created(conversation: Conversation): Promise<Conversation> {
+    this.remember(conversation);
+    this.noteEncryption(conversation);
+    if (isMls(conversation)) {
+      const members = new Set([...conversation.members.map((m) => m.user_id), this.userId]);
+      await this.mls.createGroup(conversation.conversation_id, [...members]);
+    }
+    return conversation;
   }
 
   async getConversation(conversationId: string): Promise<Conversation> {
@@ -294,12 +320,20 @@ export class ChatClient extends Emitter<ChatEvents> {
     return page;
   }
 
+  /** In an encrypted conversation, this device then commits the new members' devices into the group. */
   async addMembers(conversationId: string, userIds: string[]): Promise<Conversation> {
-    return this.remember(await this.http.request<Conversation>("POST", `/v1/conversations/${encodeURIComponent(conversationId)}/members`, { user_ids: userIds }));
+    const conversation = this.remember(
+      await this.http.request<Conversation>("POST", `/v1/conversations/${encodeURIComponent(conversationId)}/members`, { user_ids: userIds }),
+    );
+    this.noteEncryption(conversation);
+    if (isMls(conversation) && (await this.mls.hasGroup(conversationId))) await this.mls.addUsers(conversationId, userIds);
+    return conversation;
   }
 
+  /** In an encrypted conversation, this device then commits the removal of every leaf of the user. */
   async removeMember(conversationId: string, userId: string): Promise<void> {
     await this.http.request("DELETE", `/v1/conversations/${encodeURIComponent(conversationId)}/members/${encodeURIComponent(userId)}`);
+    if (userId !== this.userId && (await this.mls.hasGroup(conversationId))) await this.mls.removeUsers(conversationId, [userId]);
   }
 
   leave(conversationId: string): Promise<void> {
@@ -469,7 +503,8 @@ export class ChatClient extends Emitter<ChatEvents> {
   private async postEntry(entry: OutboxEntry): Promise<Message> {
     // Encoded at its first attempt, then stored: retries resend the very same bytes.
     if (!entry.encoded) {
-      const encoded = await this.codecFor(entry.conversation_id).encodeText(entry.conversation_id, entry.text ?? "");
+      const codec = this.codecFor(entry.conversation_id) === plainCodec && (await this.mls.hasGroup(entry.conversation_id)) ? this.mlsCodec_ : this.codecFor(entry.conversation_id);
+      const encoded = await codec.encodeText(entry.conversation_id, entry.text ?? "", entry.client_message_id);
       this.outbox.update(entry, { kind: encoded.kind, content: encoded.content, encoded: true });
     }
     return this.http.request<Message>("POST", `/v1/conversations/${encodeURIComponent(entry.conversation_id)}/messages`, {
@@ -505,13 +540,15 @@ export class ChatClient extends Emitter<ChatEvents> {
     return this.codecs.get(conversationId) ?? plainCodec;
   }
 
-  /** Marks a conversation as encrypted: its messages cannot be read or sent by this build. */
+  /** Marks a conversation as encrypted: its messages go through the MLS layer. */
   private noteEncryption(conversation: Conversation & { encryption?: string }): void {
-    if (conversation.encryption && conversation.encryption !== "none") this.codecs.set(conversation.conversation_id, unavailableCodec);
+    if (isMls(conversation)) this.codecs.set(conversation.conversation_id, this.mlsCodec_);
   }
 
-  private decode(message: Message | ChatMessage): Promise<ChatMessage> {
-    return this.codecFor(message.conversation_id).decode(message as ChatMessage);
+  /** `live`: from the device stream, once and in seq order (commits move the group on). */
+  private decode(message: Message | ChatMessage, live = false): Promise<ChatMessage> {
+    const codec = isMlsKind(message.kind) ? this.mlsCodec_ : this.codecFor(message.conversation_id);
+    return codec.decode(message as ChatMessage, live);
   }
 
   /** One device-socket event: apply, store with its cursor, then tell the app. */
@@ -538,6 +575,13 @@ export class ChatClient extends Emitter<ChatEvents> {
         // Ephemeral (no cursor): a ring for a device without the conversation open, or its end.
         toEmit.push(() => this.onCallFrame(event as unknown as CallFrame));
         break;
+      case "mls_welcome":
+        await this.mls.onWelcome(event as unknown as { conversation_id: string; epoch: number; welcome: string });
+        break;
+      case "key_packages_low":
+        // Not awaited: the stream goes on while the packages are made and uploaded.
+        void this.mls.onKeyPackagesLow(Number(event.count) || 0);
+        break;
       case "removed": {
         const conversation_id = String(event.conversation_id);
         this.sync.forget(conversation_id);
@@ -549,7 +593,8 @@ export class ChatClient extends Emitter<ChatEvents> {
     // Ephemeral frames (a ring) carry no cursor and change no stored state.
     if (event.cursor !== undefined) {
       this.sync.setCursor(event.cursor);
-      await this.sync.save();
+      // Group states and plaintexts the event produced go in the same write as the cursor.
+      await this.sync.save(this.mls.takeWrites());
     }
     this.emit("event", event);
     for (const fire of toEmit) fire();
@@ -568,7 +613,7 @@ export class ChatClient extends Emitter<ChatEvents> {
     if (last > 0 && message.seq > last + 1) batch.push(...(await this.fillGap(conv, last, message.seq)));
     batch.push(message);
     for (const m of batch) {
-      const decoded = await this.decode(m);
+      const decoded = await this.decode(m, true);
       this.sync.setSeq(conv, m.seq);
       toEmit.push(() => this.emit("message", decoded));
     }
@@ -626,6 +671,8 @@ export class ChatClient extends Emitter<ChatEvents> {
     );
   }
 }
+
+const isMls = (conversation: Conversation & { encryption?: string }) => conversation.encryption === "mls";
 
 /** A fresh client_message_id: random, so two devices never collide. */
 function newClientMessageId(): string {

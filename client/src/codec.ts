@@ -1,11 +1,12 @@
 /**
  * The per-conversation crypto layer. Everything the SDK sends passes `encode`, and
  * everything it hands out passes `decode`, chosen by the conversation's `encryption`.
- * Plain conversations use the identity codec; an MLS codec (CONTRACT.md section 10)
- * slots in here without the rest of the SDK changing.
+ * Plain conversations use the identity codec; `encryption: "mls"` ones the MLS codec
+ * (CONTRACT.md section 10, client/src/mls/).
  */
 import { ChatError } from "./errors";
 import type { MessageKind } from "../../protocol";
+import type { MlsLayer } from "./mls/layer";
 import type { ChatMessage } from "./types";
 
 export interface Encoded {
@@ -14,10 +15,13 @@ export interface Encoded {
 }
 
 export interface ConversationCodec {
-  /** Turns the app's text into what goes on the wire. */
-  encodeText(conversationId: string, text: string): Promise<Encoded>;
-  /** Fills in `text` of a message read from the wire (in seq order within a conversation). */
-  decode(message: ChatMessage): Promise<ChatMessage>;
+  /** Turns the app's text into what goes on the wire (once per outbox entry: retries resend the result). */
+  encodeText(conversationId: string, text: string, clientMessageId: string): Promise<Encoded>;
+  /**
+   * Fills in `text` of a message read from the wire. `live`: from the device stream, once
+   * per message and in seq order within a conversation (an MLS codec moves its group on).
+   */
+  decode(message: ChatMessage, live?: boolean): Promise<ChatMessage>;
 }
 
 export const plainCodec: ConversationCodec = {
@@ -38,6 +42,17 @@ export const unavailableCodec: ConversationCodec = {
     return message;
   },
 };
+
+/** MLS conversations: PrivateMessages out, commits applied and PrivateMessages decrypted in. */
+export function mlsCodec(layer: MlsLayer): ConversationCodec {
+  return {
+    encodeText: (conversationId, text, clientMessageId) => layer.encodeText(conversationId, text, clientMessageId),
+    decode: (message, live = false) => layer.decode(message, live),
+  };
+}
+
+/** Whether a message can only be read through the MLS layer, whatever is known of its conversation. */
+export const isMlsKind = (kind: string): boolean => kind === "encrypted" || kind === "mls_commit";
 
 export function encryptionUnavailable(): ChatError {
   return new ChatError(

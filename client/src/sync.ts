@@ -89,8 +89,8 @@ export class SyncState {
     return all("read") ? "read" : all("delivered") ? "delivered" : "sent";
   }
 
-  /** Stores the cursor and everything it produced in one atomic write. */
-  save(): Promise<void> {
-    return this.storage.write({ [SYNC_KEY]: this.snap });
+  /** Stores the cursor and everything it produced in one atomic write (with `extra` entries, e.g. MLS group states). */
+  save(extra: Record<string, unknown> = {}): Promise<void> {
+    return this.storage.write({ ...extra, [SYNC_KEY]: this.snap });
   }
 }

@@ -1,0 +1,432 @@
+/**
+ * The MLS layer of the SDK (CONTRACT.md section 10): every device is one leaf of each
+ * encrypted conversation's group, whose id is the conversation id.
+ *
+ * - The group state of each conversation is kept in storage (`mls.group.<id>`), next to
+ *   the plaintexts this device has read or sent there (`mls.text.<id>`): MLS deletes a
+ *   message key once used, and a device can never decrypt its own PrivateMessages, so
+ *   history is shown from that cache. Both are written together, before the cursor that
+ *   moved them on (or in the same write).
+ * - The device stream hands messages out in seq order per conversation: commits
+ *   (`mls_commit`) are applied in that order (ones made in an epoch already left behind,
+ *   this device's own included, are skipped), PrivateMessages decrypted.
+ * - Commits this device makes (create, add, remove) are sent at the group's epoch; a 409
+ *   means another commit won: it is fetched from history and applied, and the change is
+ *   made again if still needed.
+ * - One lock per conversation orders everything that touches a group state.
+ */
+import {
+  commitChanges,
+  decodeGroupStateText,
+  encodeGroupStateText,
+  encryptApplication,
+  groupEpoch,
+  groupLeaves,
+  isActiveMember,
+  joinFromWelcome,
+  joinableTree,
+  messageEpoch,
+  newGroup,
+  newKeyPackage,
+  processIncoming,
+  welcomeRecipients,
+  type DeviceRef,
+  type MlsGroupState,
+} from "../../../mls/adapter";
+import type { Encoded } from "../codec";
+import { ChatError } from "../errors";
+import type { ChatStorage } from "../storage";
+import type { ChatMessage, Message } from "../types";
+import { KEY_PACKAGE_TARGET, KeyStore, type Request } from "./keys";
+
+const groupKey = (conversationId: string) => `mls.group.${conversationId}`;
+const textKey = (conversationId: string) => `mls.text.${conversationId}`;
+
+interface StoredGroup {
+  state: string;
+  epoch: number;
+  /** The seq of the last commit applied (0: none): history after it holds the next ones. */
+  seq: number;
+}
+
+interface Group {
+  state: MlsGroupState;
+  epoch: number;
+  seq: number;
+}
+
+interface TextCache {
+  /** Plaintexts by seq: what this device decrypted. */
+  seq: Record<string, string>;
+  /** Plaintexts of this device's own sends, by client_message_id. */
+  cmid: Record<string, string>;
+}
+
+/** What a PrivateMessage carries: JSON, so that kinds beyond text can follow. */
+interface Payload {
+  kind: "text";
+  text: string;
+}
+
+export interface MlsHooks {
+  request: Request;
+  /** The highest seq the device stream handed out for a conversation. */
+  lastSeq(conversationId: string): number;
+  error(err: ChatError): void;
+}
+
+interface Conflict {
+  epoch?: number;
+  pending_removals?: string[];
+}
+
+export class MlsLayer {
+  private readonly groups = new Map<string, Group | null>();
+  private readonly texts = new Map<string, TextCache>();
+  private readonly dirty = new Set<string>();
+  private keysDirty = false;
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private refilling: Promise<void> | null = null;
+  /** Per message, for the report: encrypt and decrypt times in ms. */
+  readonly timings = { encrypt: [] as number[], decrypt: [] as number[] };
+
+  private constructor(
+    private readonly storage: ChatStorage,
+    private readonly device: DeviceRef,
+    private readonly keys: KeyStore,
+    private readonly hooks: MlsHooks,
+  ) {}
+
+  static async load(storage: ChatStorage, device: DeviceRef, hooks: MlsHooks): Promise<MlsLayer> {
+    return new MlsLayer(storage, device, await KeyStore.load(storage, device), hooks);
+  }
+
+  // ---- key packages ------------------------------------------------------------
+
+  /**
+   * At sign-in: a first batch (and a last-resort package) for a new device; otherwise
+   * whatever an earlier run stored but could not upload. A failed upload is retried on
+   * the next `key_packages_low` or start.
+   */
+  async start(): Promise<void> {
+    try {
+      if (!this.keys.hasLastResort) await this.keys.replenish(this.device, KEY_PACKAGE_TARGET, this.hooks.request);
+      else await this.keys.upload(this.hooks.request);
+    } catch (err) {
+      this.hooks.error(asChatError(err));
+    }
+  }
+
+  /** The device event `key_packages_low`: back up to the target. */
+  onKeyPackagesLow(count: number): Promise<void> {
+    this.refilling ??= (async () => {
+      try {
+        await this.keys.replenish(this.device, Math.max(0, KEY_PACKAGE_TARGET - count), this.hooks.request);
+      } catch (err) {
+        this.hooks.error(asChatError(err));
+      } finally {
+        this.refilling = null;
+      }
+    })();
+    return this.refilling;
+  }
+
+  // ---- storage -------------------------------------------------------------------
+
+  private async group(conversationId: string): Promise<Group | null> {
+    if (!this.groups.has(conversationId)) {
+      const stored = await this.storage.read<StoredGroup>(groupKey(conversationId));
+      this.groups.set(conversationId, stored ? { state: decodeGroupStateText(stored.state), epoch: stored.epoch, seq: stored.seq } : null);
+    }
+    return this.groups.get(conversationId) ?? null;
+  }
+
+  private async text(conversationId: string): Promise<TextCache> {
+    let cache = this.texts.get(conversationId);
+    if (!cache) {
+      cache = (await this.storage.read<TextCache>(textKey(conversationId))) ?? { seq: {}, cmid: {} };
+      this.texts.set(conversationId, cache);
+    }
+    return cache;
+  }
+
+  /** Whether this device is a leaf of the conversation's group. */
+  async hasGroup(conversationId: string): Promise<boolean> {
+    return (await this.group(conversationId)) !== null;
+  }
+
+  /**
+   * The storage entries changed since the last call (group states, plaintexts, used key
+   * packages), for the write that also moves the cursor on.
+   */
+  takeWrites(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const id of this.dirty) Object.assign(out, this.entries(id));
+    this.dirty.clear();
+    if (this.keysDirty) Object.assign(out, this.keys.entry());
+    this.keysDirty = false;
+    return out;
+  }
+
+  private entries(conversationId: string): Record<string, unknown> {
+    const g = this.groups.get(conversationId);
+    const out: Record<string, unknown> = {};
+    if (g) out[groupKey(conversationId)] = { state: encodeGroupStateText(g.state), epoch: g.epoch, seq: g.seq } satisfies StoredGroup;
+    const t = this.texts.get(conversationId);
+    if (t) out[textKey(conversationId)] = t;
+    return out;
+  }
+
+  /** Stores one conversation's state now (with the key store when it changed too). */
+  private async flush(conversationId: string): Promise<void> {
+    const out = this.entries(conversationId);
+    this.dirty.delete(conversationId);
+    if (this.keysDirty) Object.assign(out, this.keys.entry());
+    this.keysDirty = false;
+    await this.storage.write(out);
+  }
+
+  /** Runs `task` after every earlier task on the same conversation. */
+  private locked<T>(conversationId: string, task: () => Promise<T>): Promise<T> {
+    const before = this.locks.get(conversationId) ?? Promise.resolve();
+    const run = before.then(task, task);
+    const tail = run.catch(() => undefined);
+    this.locks.set(conversationId, tail);
+    void tail.then(() => {
+      if (this.locks.get(conversationId) === tail) this.locks.delete(conversationId);
+    });
+    return run;
+  }
+
+  // ---- application messages ----------------------------------------------------------
+
+  /** The outbox's encoder: a PrivateMessage, the state moved on and stored before it leaves. */
+  encodeText(conversationId: string, text: string, clientMessageId: string): Promise<Encoded> {
+    return this.locked(conversationId, async () => {
+      const g = await this.group(conversationId);
+      if (!g) throw new ChatError("network", `not yet a member of the MLS group of ${conversationId} (no welcome yet)`);
+      const started = performance.now();
+      const payload: Payload = { kind: "text", text };
+      const { message, state } = await encryptApplication(g.state, new TextEncoder().encode(JSON.stringify(payload)));
+      this.timings.encrypt.push(performance.now() - started);
+      g.state = state;
+      (await this.text(conversationId)).cmid[clientMessageId] = text;
+      await this.flush(conversationId);
+      return { kind: "encrypted", content: message };
+    });
+  }
+
+  /**
+   * A message of an encrypted conversation. `live` (the device stream, in seq order) may
+   * move the group on: commits are applied, PrivateMessages decrypted. Otherwise (history,
+   * an ack) only what this device already read or sent is filled in.
+   */
+  async decode(message: ChatMessage, live: boolean): Promise<ChatMessage> {
+    const conv = message.conversation_id;
+    if (!live) return this.fromCache(message);
+    return this.locked(conv, async () => {
+      if (message.kind === "mls_commit") {
+        await this.applyCommit(conv, message);
+        return message;
+      }
+      if (message.kind !== "encrypted" || message.deleted) return message;
+      const cache = await this.text(conv);
+      const known = cache.seq[message.seq] ?? (message.sender_device_id === this.device.deviceId ? cache.cmid[message.client_message_id] : undefined);
+      if (known !== undefined) {
+        if (cache.seq[message.seq] === undefined) {
+          cache.seq[message.seq] = known;
+          this.dirty.add(conv);
+        }
+        return { ...message, text: known };
+      }
+      const g = await this.group(conv);
+      if (!g || message.sender_device_id === this.device.deviceId) return message;
+      try {
+        const started = performance.now();
+        const result = await processIncoming(g.state, message.content);
+        this.timings.decrypt.push(performance.now() - started);
+        g.state = result.state;
+        this.dirty.add(conv);
+        if (result.kind !== "application") return message;
+        const payload = JSON.parse(new TextDecoder().decode(result.data)) as Partial<Payload>;
+        if (payload.kind !== "text" || typeof payload.text !== "string") return message;
+        cache.seq[message.seq] = payload.text;
+        return { ...message, text: payload.text };
+      } catch {
+        // An epoch this device has no keys for (before it joined, or after it was removed).
+        return message;
+      }
+    });
+  }
+
+  private async fromCache(message: ChatMessage): Promise<ChatMessage> {
+    if (message.kind !== "encrypted" || message.deleted) return message;
+    const cache = await this.text(message.conversation_id);
+    const known = cache.seq[message.seq] ?? (message.sender_device_id === this.device.deviceId ? cache.cmid[message.client_message_id] : undefined);
+    return known === undefined ? message : { ...message, text: known };
+  }
+
+  /** A commit in seq order: applied when made in the group's current epoch. */
+  private async applyCommit(conv: string, message: Pick<Message, "seq" | "content">): Promise<void> {
+    const g = await this.group(conv);
+    if (!g || message.seq <= g.seq) return;
+    const epoch = messageEpoch(message.content);
+    if (epoch === null || epoch !== g.epoch) return; // an epoch left behind (our own commit, say), or one we cannot follow
+    try {
+      const result = await processIncoming(g.state, message.content);
+      g.state = result.state;
+      g.epoch = groupEpoch(result.state);
+      g.seq = message.seq;
+      if (!isActiveMember(result.state)) this.groups.set(conv, null);
+      this.dirty.add(conv);
+    } catch (err) {
+      this.hooks.error(new ChatError("invalid_request", `MLS commit at seq ${message.seq} of ${conv} could not be applied: ${String(err)}`));
+    }
+  }
+
+  // ---- welcomes -------------------------------------------------------------------
+
+  /** `mls_welcome` on the device socket: join with the key package it was made for. */
+  onWelcome(event: { conversation_id: string; epoch: number; welcome: string }): Promise<void> {
+    const conv = event.conversation_id;
+    return this.locked(conv, async () => {
+      const existing = await this.group(conv);
+      if (existing && existing.epoch >= event.epoch) return;
+      const found = this.keys.find(welcomeRecipients(event.welcome));
+      if (!found) {
+        this.hooks.error(new ChatError("not_found", `a welcome to ${conv} for a key package this device does not hold`));
+        return;
+      }
+      try {
+        const state = await joinFromWelcome(event.welcome, found.keyPackage);
+        this.groups.set(conv, { state, epoch: groupEpoch(state), seq: this.hooks.lastSeq(conv) });
+        this.keys.used(found.ref);
+        this.keysDirty = true;
+        this.dirty.add(conv);
+      } catch (err) {
+        this.hooks.error(new ChatError("invalid_request", `the welcome to ${conv} could not be joined: ${String(err)}`));
+      }
+    });
+  }
+
+  // ---- commits this device makes --------------------------------------------------
+
+  /** A new conversation: its group with this device alone, then every member's devices added. */
+  async createGroup(conversationId: string, memberIds: string[]): Promise<void> {
+    await this.locked(conversationId, async () => {
+      if (await this.group(conversationId)) return;
+      const own = await newKeyPackage(this.device);
+      const state = await newGroup(conversationId, own);
+      this.groups.set(conversationId, { state, epoch: 0, seq: 0 });
+      await this.flush(conversationId);
+    });
+    await this.addUsers(conversationId, memberIds);
+  }
+
+  /** Adds every device of these users that is not yet a leaf (this device excepted). */
+  addUsers(conversationId: string, userIds: string[]): Promise<void> {
+    return this.commitLoop(conversationId, async (state) => {
+      const present = new Set(groupLeaves(state).map((l) => (l.device ? `${l.device.userId}/${l.device.deviceId}` : "")));
+      const claimed = await this.hooks.request<{ key_packages: { user_id: string; device_id: string; key_package: string }[] }>(
+        "POST",
+        "/v1/mls/key-packages/claim",
+        { user_ids: [...new Set(userIds)] },
+      );
+      const add = claimed.key_packages
+        .filter((k) => k.device_id !== this.device.deviceId && !present.has(`${k.user_id}/${k.device_id}`))
+        .map((k) => k.key_package);
+      return { add };
+    });
+  }
+
+  /** Removes every leaf of these users (after the server removed them from the conversation). */
+  removeUsers(conversationId: string, userIds: string[]): Promise<void> {
+    return this.commitLoop(conversationId, async () => ({ add: [], removeUsers: userIds }));
+  }
+
+  /**
+   * Makes the change as a commit at the group's epoch until the Delivery Service takes it:
+   * on 409 the commits that won are applied from history and the change is built again
+   * (it may have become empty); users the server says must go are removed along with it.
+   */
+  private commitLoop(conversationId: string, build: (state: MlsGroupState) => Promise<{ add: string[]; removeUsers?: string[] }>): Promise<void> {
+    return this.locked(conversationId, async () => {
+      let mustRemove: string[] = [];
+      let refreshed = false;
+      for (let attempt = 0; attempt < 8; attempt++) {
+        const g = await this.group(conversationId);
+        if (!g) throw new ChatError("forbidden", `this device is not in the MLS group of ${conversationId}`);
+        const change = await build(g.state);
+        const removeUsers = new Set([...(change.removeUsers ?? []), ...mustRemove]);
+        const remove = groupLeaves(g.state)
+          .filter((l) => l.device && removeUsers.has(l.device.userId) && l.device.deviceId !== this.device.deviceId)
+          .map((l) => l.index);
+        if (change.add.length === 0 && remove.length === 0) return;
+        let upload = await commitChanges(g.state, { add: change.add, remove });
+        // ts-mls 1.6.4 joiners reject some valid trees (see joinableTree): an empty commit
+        // first (a path, resetting this device's direct path) makes the add joinable.
+        const refresh = !refreshed && remove.length === 0 && change.add.length > 0 && !joinableTree(upload.state);
+        if (refresh) {
+          refreshed = true;
+          upload = await commitChanges(g.state, {});
+        }
+        const body = {
+          epoch: g.epoch,
+          commit: upload.commit,
+          group_info: upload.group_info,
+          ...(upload.welcome ? { welcome: upload.welcome } : {}),
+          client_message_id: `c_${globalThis.crypto.randomUUID()}`,
+        };
+        try {
+          const accepted = await this.postCommit(conversationId, body);
+          this.groups.set(conversationId, { state: upload.state, epoch: accepted.epoch, seq: accepted.seq });
+          await this.flush(conversationId);
+          if (!refresh) return;
+          // The empty commit is in: now the change itself.
+          continue;
+        } catch (err) {
+          if (!(err instanceof ChatError) || err.status !== 409) throw err;
+          const conflict = (err.body ?? {}) as Conflict;
+          mustRemove = conflict.pending_removals ?? [];
+          await this.catchUp(conversationId);
+        }
+      }
+      throw new ChatError("conflict", `could not get an MLS commit into ${conversationId}: other commits kept winning`, 409);
+    });
+  }
+
+  /** Posts a commit, retrying the same body (same client_message_id) while there is no answer. */
+  private async postCommit(conversationId: string, body: Record<string, unknown>): Promise<{ epoch: number; seq: number }> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.hooks.request<{ epoch: number; seq: number }>("POST", `/v1/conversations/${encodeURIComponent(conversationId)}/mls/commits`, body);
+      } catch (err) {
+        if (!(err instanceof ChatError) || !err.transient || attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, Math.max(250 * 2 ** attempt, (err.retryAfter ?? 0) * 1000)));
+      }
+    }
+  }
+
+  /** Applies, from history, the commits after the last one this group applied (called under the lock). */
+  private async catchUp(conversationId: string): Promise<void> {
+    const g = await this.group(conversationId);
+    if (!g) return;
+    let from = g.seq;
+    for (;;) {
+      const page = await this.hooks.request<{ messages: Message[] }>(
+        "GET",
+        `/v1/conversations/${encodeURIComponent(conversationId)}/messages`,
+        undefined,
+        { after_seq: from, limit: 200 },
+      );
+      for (const m of page.messages) if (m.kind === "mls_commit") await this.applyCommit(conversationId, m);
+      if (page.messages.length < 200) break;
+      from = page.messages[page.messages.length - 1]!.seq;
+    }
+    await this.flush(conversationId);
+  }
+}
+
+function asChatError(err: unknown): ChatError {
+  return err instanceof ChatError ? err : new ChatError("network", String(err));
+}
