@@ -184,6 +184,16 @@ export function readCommit(b64: string): Checked<CommitHeader> {
   };
 }
 
+/**
+ * What the Delivery Service reads of an application message: a PrivateMessage's clear
+ * header (group id and epoch; the rest needs the group's keys).
+ */
+export function readPrivateMessage(b64: string): Checked<{ groupId: string | null; epoch: number }> {
+  const message = decodeMessage(b64);
+  if (!message || message.wireformat !== "mls_private_message") return bad("content: not an MLSMessage holding a PrivateMessage");
+  return { ok: true, value: { groupId: utf8(message.privateMessage.groupId), epoch: Number(message.privateMessage.epoch) } };
+}
+
 export interface GroupInfoSummary {
   groupId: string | null;
   epoch: number;

@@ -305,6 +305,9 @@ export class Conversation extends DurableObject<Env> {
     // The same message may have been stored while the bucket answered.
     const raced = this.store.messageByClientId(caller.userId, input.client_message_id);
     if (raced) return ok(raced, false);
+    // Checked after the last await, so no commit can slip in between the check and the append.
+    const stale = this.store.info()!.encryption === "mls" ? this.mls.checkApplicationMessage(this.store.info()!.id, input.content) : null;
+    if (stale) return stale;
     const message = this.ctx.storage.transactionSync(() =>
       this.store.appendMessage({
         message_id: newId("m"),

@@ -8,7 +8,7 @@
  * and the write that follows it see the same epoch.
  */
 import type { CommitHeader, GroupInfoSummary } from "../mls/adapter";
-import { deviceIdentity } from "../mls/adapter";
+import { deviceIdentity, readPrivateMessage } from "../mls/adapter";
 import { fail, failWith, type ErrorBody } from "../protocol";
 
 export const MLS_SCHEMA = [
@@ -40,6 +40,21 @@ export class MlsStore {
   /** The group's epoch: that of the last accepted commit, 0 before the first. */
   currentEpoch(): number {
     return this.sql.exec<{ e: number | null }>("SELECT max(epoch) AS e FROM mls_epochs").one().e ?? 0;
+  }
+
+  /**
+   * A PrivateMessage of this group is taken only in the group's current epoch: one made
+   * before the last commit (a removal, say) is refused with 409 and the epoch, and the
+   * sender encrypts it again after applying that commit, so nothing is ever sent under keys
+   * a removed device still holds. Content that is not a PrivateMessage of this group stays
+   * opaque (section 5: the server does not interpret content). Null when it may be stored.
+   */
+  checkApplicationMessage(conversationId: string, content: string): { ok: false; error: ErrorBody } | null {
+    const header = readPrivateMessage(content);
+    if (!header.ok || header.value.groupId !== conversationId) return null;
+    const current = this.currentEpoch();
+    if (header.value.epoch === current) return null;
+    return failWith("conflict", `content: encrypted in epoch ${header.value.epoch}, the group is at epoch ${current}`, { epoch: current });
   }
 
   epochOfSeq(seq: number): number | null {

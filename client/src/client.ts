@@ -507,12 +507,29 @@ export class ChatClient extends Emitter<ChatEvents> {
       const encoded = await codec.encodeText(entry.conversation_id, entry.text ?? "", entry.client_message_id);
       this.outbox.update(entry, { kind: encoded.kind, content: encoded.content, encoded: true });
     }
-    return this.http.request<Message>("POST", `/v1/conversations/${encodeURIComponent(entry.conversation_id)}/messages`, {
-      client_message_id: entry.client_message_id,
-      kind: entry.kind,
-      content: entry.content,
-      ...(entry.media_id ? { media_id: entry.media_id } : {}),
-    });
+    try {
+      return await this.http.request<Message>("POST", `/v1/conversations/${encodeURIComponent(entry.conversation_id)}/messages`, {
+        client_message_id: entry.client_message_id,
+        kind: entry.kind,
+        content: entry.content,
+        ...(entry.media_id ? { media_id: entry.media_id } : {}),
+      });
+    } catch (err) {
+      throw await this.staleEpoch(entry, err);
+    }
+  }
+
+  /**
+   * A PrivateMessage made before a commit the sender had not applied yet is refused (409 with
+   * the group's epoch): apply what was committed, encrypt again, and let the outbox resend.
+   */
+  private async staleEpoch(entry: OutboxEntry, err: unknown): Promise<unknown> {
+    const epoch = err instanceof ChatError && err.status === 409 ? (err.body as { epoch?: unknown } | undefined)?.epoch : undefined;
+    if (entry.kind !== "encrypted" || typeof epoch !== "number") return err;
+    const reached = await this.mls.followTo(entry.conversation_id);
+    if (reached === null || reached < epoch) return new ChatError("conflict", `cannot follow the MLS group of ${entry.conversation_id} to epoch ${epoch}`, 409);
+    this.outbox.update(entry, { encoded: false });
+    return new ChatError("network", `encrypting again in epoch ${reached}`);
   }
 
   /** Why an upgrade was refused, as far as it matters: a bad token stops retrying. */

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import {
   commitChanges,
   commitExternalJoin,
+  encryptApplication,
   joinFromWelcome,
   leafOf,
   newGroup,
@@ -248,6 +249,28 @@ describe("GET /v1/conversations/:id/mls/group-info", () => {
     expectError(await postCommit(alice, unknown, 0, second), 404, "not_found");
     const fresh = await mlsGroup(alice, []);
     expectError(await call("GET", `/conversations/${fresh}/mls/group-info`, { token: alice.token }), 404, "not_found");
+  });
+});
+
+describe("PrivateMessages and the epoch", () => {
+  it("takes a PrivateMessage of the current epoch only: one from before the last commit gets 409 with the epoch", async () => {
+    const { alice, bob, id, state } = await aliceAndBob();
+    const send = (content: string, clientMessageId: string) =>
+      call("POST", `/conversations/${id}/messages`, { token: alice.token, body: { client_message_id: clientMessageId, kind: "encrypted", content } });
+    const inEpoch1 = await encryptApplication(state, new TextEncoder().encode("one"));
+    const stored = await send(inEpoch1.message, "pm-1");
+    expect(stored.status).toBe(201);
+    const late = await encryptApplication(inEpoch1.state, new TextEncoder().encode("made before the commit"));
+    const next = await commitChanges(inEpoch1.state, {});
+    expect((await postCommit(alice, id, 1, next)).status).toBe(201);
+    const refused = await send(late.message, "pm-2");
+    expect(refused.status).toBe(409);
+    expect(refused.json).toEqual({ error: { code: "conflict", message: expect.any(String) }, epoch: 2 });
+    // A repeat of what was stored before the commit is still the original; nothing else was stored.
+    expect((await send(inEpoch1.message, "pm-1")).status).toBe(200);
+    expect((await history(bob, id, "after_seq=0")).json.messages.map((m: any) => m.kind)).toEqual(["mls_commit", "encrypted", "mls_commit"]);
+    const again = await encryptApplication(next.state, new TextEncoder().encode("made again in epoch 2"));
+    expect((await send(again.message, "pm-2")).status).toBe(201);
   });
 });
 

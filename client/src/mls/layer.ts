@@ -156,6 +156,17 @@ export class MlsLayer {
   }
 
   /**
+   * After the Delivery Service refused a message made in a past epoch (409 with `epoch`):
+   * the commits since are applied from history. Resolves with the epoch this device is at.
+   */
+  followTo(conversationId: string): Promise<number | null> {
+    return this.locked(conversationId, async () => {
+      await this.catchUp(conversationId);
+      return (await this.group(conversationId))?.epoch ?? null;
+    });
+  }
+
+  /**
    * The storage entries changed since the last call (group states, plaintexts, used key
    * packages), for the write that also moves the cursor on.
    */
