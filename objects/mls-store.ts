@@ -116,6 +116,14 @@ export class MlsStore {
       if (!leaf.identity) return fail("forbidden", `leaf ${leaf.index}: credential must be basic with identity USER_ID/DEVICE_ID`);
       devices.push(leaf.identity);
     }
+    // One leaf per device: a second one (an external join racing the welcome that added the
+    // device) would leave the device unable to tell which of its states is the group's.
+    const seen = new Set<string>();
+    for (const d of devices) {
+      const id = deviceIdentity(d.userId, d.deviceId);
+      if (seen.has(id)) return fail("invalid_request", `device ${id} would have two leaves`);
+      seen.add(id);
+    }
     const pending = this.pendingRemovals().filter((u) => devices.some((d) => d.userId === u));
     if (pending.length) {
       return failWith("conflict", "the commit must remove every leaf of the users removed from the conversation", { pending_removals: pending });

@@ -225,6 +225,34 @@ export class ChatClient extends Emitter<ChatEvents> {
     } catch {
       throw new ChatError("unauthorized", "the device socket was refused (bad, expired or revoked token)", 401);
     }
+    await this.joinMissingGroups();
+  }
+
+  /**
+   * The replay has delivered every welcome made for this device; an encrypted conversation
+   * it still has no group for was made before this device existed: it joins by external
+   * commit (failures are reported as `error` events, the connection stays).
+   */
+  private async joinMissingGroups(): Promise<void> {
+    let cursor: string | undefined;
+    do {
+      let page: { conversations: (ConversationSummary & { encryption?: string })[]; next_cursor: string | null };
+      try {
+        page = await this.http.request("GET", "/v1/conversations", undefined, { limit: 100, cursor });
+      } catch (err) {
+        this.emit("error", err instanceof ChatError ? err : new ChatError("network", String(err)));
+        return;
+      }
+      for (const c of page.conversations) {
+        if (c.encryption !== "mls" || (await this.mls.hasGroup(c.conversation_id))) continue;
+        try {
+          await this.mls.joinExternally(c.conversation_id);
+        } catch (err) {
+          this.emit("error", err instanceof ChatError ? err : new ChatError("network", String(err)));
+        }
+      }
+      cursor = page.next_cursor ?? undefined;
+    } while (cursor);
   }
 
   /** Stops every socket and retry; the outbox stays stored for the next client on this storage. */

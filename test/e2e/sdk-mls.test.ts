@@ -188,6 +188,20 @@ describe("SDK: MLS-encrypted conversations", () => {
     );
   });
 
+  it("a user's device signed in after the group was made joins it by external commit at connect()", async () => {
+    const earlier = marker("before-bob3");
+    await alice[0]!.chat.sendText(conversationId, earlier);
+    const bob3 = await device("mb3", bob[0]!.chat.handle, false);
+    expect(await (bob3.chat as unknown as { mls: { hasGroup(id: string): Promise<boolean> } }).mls.hasGroup(conversationId)).toBe(true);
+    const everyone = [...alice, ...bob, dave, bob3];
+    const fromOld = marker("to-bob3");
+    const fromNew = marker("from-bob3");
+    await alice[1]!.chat.sendText(conversationId, fromOld);
+    await bob3.chat.sendText(conversationId, fromNew);
+    await allRead(everyone, conversationId, [fromOld, fromNew], "every device, bob's new one too, reads the messages after its join");
+    expect(textsIn(bob3, conversationId)).not.toContain(earlier);
+  });
+
   it("none of the plaintext is in the server's persisted state (and a plain conversation's text is, as a control)", async () => {
     const control = `PLAIN-CONTROL-${globalThis.crypto.randomUUID()}`;
     const plain = await alice[0]!.chat.createDirect(bob[0]!.chat.userId, { encrypted: false });

@@ -218,6 +218,14 @@ describe("POST /v1/conversations/:id/mls/commits", () => {
     void state;
   });
 
+  it("refuses a commit giving one device two leaves (an external join of a device already in the group)", async () => {
+    const { bob, id } = await aliceAndBob();
+    const info = await call("GET", `/conversations/${id}/mls/group-info`, { token: bob.token });
+    const again = await commitExternalJoin(info.json.group_info, await keyPackage(bob));
+    expectError(await postCommit(bob, id, 1, again), 400, "invalid_request");
+    expect((await history(bob, id, "after_seq=0")).json.messages).toHaveLength(1);
+  });
+
   it("takes bodies above MAX_BODY_BYTES up to MAX_COMMIT_BODY_BYTES", async () => {
     const { alice, id } = await aliceAndBob();
     const big = "A".repeat(300 * 1024);

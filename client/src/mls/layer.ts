@@ -17,6 +17,7 @@
  */
 import {
   commitChanges,
+  commitExternalJoin,
   decodeGroupStateText,
   encodeGroupStateText,
   encryptApplication,
@@ -29,6 +30,7 @@ import {
   newGroup,
   newKeyPackage,
   processIncoming,
+  readGroupInfo,
   welcomeRecipients,
   type DeviceRef,
   type MlsGroupState,
@@ -317,6 +319,50 @@ export class MlsLayer {
       } catch (err) {
         this.hooks.error(new ChatError("invalid_request", `the welcome to ${conv} could not be joined: ${String(err)}`));
       }
+    });
+  }
+
+  // ---- a user's later device ------------------------------------------------------------
+
+  /**
+   * A conversation this user is in but this device is not (a device signed in after the
+   * group was made): the device joins by itself with an external commit from the current
+   * group info. It reads only what is sent from its join on. When the group info already
+   * holds this device (another member added it and the welcome is on its way) nothing is done.
+   */
+  joinExternally(conversationId: string): Promise<boolean> {
+    return this.locked(conversationId, async () => {
+      if (await this.group(conversationId)) return false;
+      const path = `/v1/conversations/${encodeURIComponent(conversationId)}/mls`;
+      for (let attempt = 0; attempt < 8; attempt++) {
+        let info: { epoch: number; group_info: string };
+        try {
+          info = await this.hooks.request<{ epoch: number; group_info: string }>("GET", `${path}/group-info`);
+        } catch (err) {
+          if (err instanceof ChatError && err.status === 404) return false; // no commit yet: the creator's welcome will come
+          throw err;
+        }
+        const summary = await readGroupInfo(info.group_info);
+        if (!summary.ok) throw new ChatError("invalid_request", `the group info of ${conversationId}: ${summary.reason}`);
+        const me = `${this.device.userId}/${this.device.deviceId}`;
+        if (summary.value.leaves.some((l) => l.identity && `${l.identity.userId}/${l.identity.deviceId}` === me)) return false;
+        const upload = await commitExternalJoin(info.group_info, await newKeyPackage(this.device));
+        try {
+          const accepted = await this.postCommit(conversationId, {
+            epoch: info.epoch,
+            commit: upload.commit,
+            group_info: upload.group_info,
+            client_message_id: `c_${globalThis.crypto.randomUUID()}`,
+          });
+          this.groups.set(conversationId, { state: upload.state, epoch: accepted.epoch, seq: accepted.seq });
+          await this.flush(conversationId);
+          return true;
+        } catch (err) {
+          if (!(err instanceof ChatError) || err.status !== 409) throw err;
+          // Another commit won this epoch: join from the group info it made.
+        }
+      }
+      throw new ChatError("conflict", `could not join the MLS group of ${conversationId}: other commits kept winning`, 409);
     });
   }
 
