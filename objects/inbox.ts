@@ -278,6 +278,11 @@ export class Inbox extends DurableObject<Env> {
     return this.presence.current();
   }
 
+  /** The newest cursor of the log ("0" when empty): where a device made now starts. */
+  headCursor(): string {
+    return String(this.sql.exec<{ c: number | null }>("SELECT max(cursor) AS c FROM log").one().c ?? 0);
+  }
+
   // ---- device socket ---------------------------------------------------------
 
   /** The device socket: replays the log after `since`, then streams. The Worker authenticated the caller. */

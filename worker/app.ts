@@ -13,6 +13,7 @@ import { mls } from "./routes/mls";
 import { push } from "./routes/push";
 import { sockets } from "./routes/sockets";
 import { tickets } from "./routes/tickets";
+import { syncCursor } from "./routes/sync-cursor";
 import type { AppEnv } from "./types";
 
 export const app = new Hono<AppEnv>().basePath("/v1");
@@ -90,6 +91,7 @@ app.get(
 // Sockets first: their routes authenticate with ?token= as well as the header.
 app.route("/", sockets);
 app.route("/", tickets);
+app.route("/", syncCursor);
 app.route("/", accounts);
 app.route("/", conversations);
 app.route("/", mls);

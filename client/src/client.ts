@@ -37,6 +37,8 @@ export interface Session {
   device_id: string;
   token: string;
   handle: string;
+  /** The device socket's position when the device was made (servers that send it): the first connect's `since`. */
+  cursor?: string;
 }
 
 export interface ClientOptions {
@@ -73,8 +75,8 @@ export interface LoginOptions extends ClientOptions {
 export interface CreateOptions {
   /**
    * End-to-end encrypted (MLS, CONTRACT.md section 10): the conversation is created with
-   * `encryption: "mls"` and this device adds every member's devices to its group. The
-   * default is still `false` in this build (CONTRACT.md: it becomes `true`).
+   * `encryption: "mls"` and this device adds every member's devices to its group.
+   * The default is `true` (CONTRACT.md section 16); `false` makes a plain conversation.
    */
   encrypted?: boolean;
 }
@@ -123,7 +125,18 @@ export class ChatClient extends Emitter<ChatEvents> {
   private static async signIn(path: string, options: ClientOptions & { handle: string; password: string }, extra: Record<string, string>): Promise<ChatClient> {
     const http = new Http({ baseUrl: options.baseUrl, fetch: options.fetch });
     const session = await http.request<Omit<Session, "handle">>("POST", path, { handle: options.handle, password: options.password, ...extra });
-    return ChatClient.start(options, { ...session, handle: options.handle });
+    return ChatClient.start(options, { ...session, handle: options.handle, cursor: await ChatClient.firstCursor(options, session.token) });
+  }
+
+  /** Where a new device's stream starts (before its key packages exist, so no welcome can precede it). */
+  private static async firstCursor(options: ClientOptions, token: string): Promise<string | undefined> {
+    const http = new Http({ baseUrl: options.baseUrl, fetch: options.fetch, token: () => token });
+    try {
+      return (await http.request<{ cursor: string }>("GET", "/v1/sync/cursor")).cursor;
+    } catch (err) {
+      if (err instanceof ChatError && (err.status === 404 || err.status === 405)) return undefined; // an older server
+      throw err;
+    }
   }
 
   /** The session stored by an earlier register/login with the same storage, or null. */
@@ -139,6 +152,9 @@ export class ChatClient extends Emitter<ChatEvents> {
     await storage.write({ [SESSION_KEY]: session });
     const client = new ChatClient(options, storage, session);
     client.sync = await SyncState.load(storage, session.user_id);
+    // A device that never connected starts from its own beginning, so that nothing made for
+    // it in between (an MLS welcome above all) is missed; without a cursor it would get nothing.
+    if (client.sync.cursor === null && session.cursor) client.sync.setCursor(session.cursor);
     client.mls = await MlsLayer.load(storage, { userId: session.user_id, deviceId: session.device_id }, {
       request: (method, path, body, query) => client.http.request(method, path, body, query),
       lastSeq: (conversationId) => client.sync.lastSeq(conversationId),
@@ -213,7 +229,7 @@ export class ChatClient extends Emitter<ChatEvents> {
   async setToken(token: string): Promise<void> {
     this.token = token;
     this.failed = false;
-    await this.storage.write({ [SESSION_KEY]: { user_id: this.userId, device_id: this.deviceId, token, handle: this.handle } satisfies Session });
+    await this.storage.write({ [SESSION_KEY]: { user_id: this.userId, device_id: this.deviceId, token, handle: this.handle, cursor: this.sync.cursor ?? undefined } satisfies Session });
     this.outbox.kick();
   }
 
@@ -312,22 +328,30 @@ export class ChatClient extends Emitter<ChatEvents> {
   // ---- conversations ---------------------------------------------------------
 
   async createDirect(userId: string, options: CreateOptions = {}): Promise<Conversation> {
-    const body = { type: "direct", peer: userId, ...(options.encrypted ? { encryption: "mls" } : {}) };
-    return this.created(await this.http.request<Conversation>("POST", "/v1/conversations", body));
+    const body = { type: "direct", peer: userId, ...(options.encrypted ?? true ? { encryption: "mls" } : {}) };
+    return this.created(body);
   }
 
   async createGroup(name: string, userIds: string[], options: CreateOptions = {}): Promise<Conversation> {
-    const body = { type: "group", name, members: userIds, ...(options.encrypted ? { encryption: "mls" } : {}) };
-    return this.created(await this.http.request<Conversation>("POST", "/v1/conversations", body));
+    const body = { type: "group", name, members: userIds, ...(options.encrypted ?? true ? { encryption: "mls" } : {}) };
+    return this.created(body);
   }
 
-  /** A new conversation; an encrypted one gets its MLS group, with every member's devices added, before this resolves. */
-  private async created(conversation: Conversation): Promise<Conversation> {
+  /**
+   * A new encrypted conversation gets its MLS group, with every member's devices added,
+   * before this resolves. An existing direct one (200) keeps the encryption it was made
+   * with; if it is encrypted and this device is not in its group yet, it joins.
+   */
+  private async created(body: Record<string, unknown>): Promise<Conversation> {
+    const answer = { status: 0 };
+    const conversation = await this.http.request<Conversation>("POST", "/v1/conversations", body, undefined, answer);
     this.remember(conversation);
     this.noteEncryption(conversation);
-    if (isMls(conversation)) {
+    if (isMls(conversation) && answer.status === 201) {
       const members = new Set([...conversation.members.map((m) => m.user_id), this.userId]);
       await this.mls.createGroup(conversation.conversation_id, [...members]);
+    } else if (isMls(conversation) && !(await this.mls.hasGroup(conversation.conversation_id))) {
+      await this.mls.joinExternally(conversation.conversation_id);
     }
     return conversation;
   }
@@ -433,14 +457,21 @@ export class ChatClient extends Emitter<ChatEvents> {
 
   /** Messages in ascending seq order, decrypted; no option: the newest page. */
   async history(conversationId: string, options: HistoryOptions = {}): Promise<ChatMessage[]> {
-    const page = await this.http.request<{ messages: Message[] }>("GET", `/v1/conversations/${encodeURIComponent(conversationId)}/messages`, undefined, {
-      before_seq: options.beforeSeq,
-      after_seq: options.afterSeq,
-      limit: options.limit,
-    });
-    const out: ChatMessage[] = [];
-    for (const m of page.messages) out.push(await this.decode(m));
-    return out;
+    let { beforeSeq, afterSeq } = options;
+    const limit = options.limit ?? 50;
+    for (;;) {
+      const page = await this.http.request<{ messages: Message[] }>("GET", `/v1/conversations/${encodeURIComponent(conversationId)}/messages`, undefined, {
+        before_seq: beforeSeq,
+        after_seq: afterSeq,
+        limit: options.limit,
+      });
+      const out: ChatMessage[] = [];
+      for (const m of page.messages) if (!isProtocolKind(m.kind)) out.push(await this.decode(m));
+      // A page of nothing but commits is not the end of the history: read on in the same direction.
+      if (out.length > 0 || page.messages.length < limit) return out;
+      if (afterSeq !== undefined) afterSeq = page.messages.at(-1)!.seq;
+      else beforeSeq = page.messages[0]!.seq;
+    }
   }
 
   async markRead(conversationId: string, upToSeq: number): Promise<void> {
@@ -660,7 +691,8 @@ export class ChatClient extends Emitter<ChatEvents> {
     for (const m of batch) {
       const decoded = await this.decode(m, true);
       this.sync.setSeq(conv, m.seq);
-      toEmit.push(() => this.emit("message", decoded));
+      // Commits are the MLS layer's business (applied above), not a message for the app.
+      if (!isProtocolKind(decoded.kind)) toEmit.push(() => this.emit("message", decoded));
     }
     if (message.sender_id !== this.userId) this.scheduleDelivered(conv, message.seq);
   }
@@ -716,6 +748,9 @@ export class ChatClient extends Emitter<ChatEvents> {
     );
   }
 }
+
+/** Kinds the SDK consumes itself (MLS commits) and never hands out as messages. */
+const isProtocolKind = (kind: string): boolean => kind === "mls_commit";
 
 const isMls = (conversation: Conversation & { encryption?: string }) => conversation.encryption === "mls";
 

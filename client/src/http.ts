@@ -29,7 +29,8 @@ export class Http {
     return url.toString();
   }
 
-  async request<T>(method: string, path: string, body?: unknown, query?: Record<string, string | number | undefined>): Promise<T> {
+  /** `answer.status` is set to the HTTP status of a successful answer (201 vs 200, say). */
+  async request<T>(method: string, path: string, body?: unknown, query?: Record<string, string | number | undefined>, answer?: { status: number }): Promise<T> {
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = {};
@@ -48,6 +49,7 @@ export class Http {
     } catch (err) {
       throw new ChatError("network", `${method} ${path}: ${(err as Error).message ?? String(err)}`);
     }
+    if (answer) answer.status = res.status;
     if (res.status === 204) return undefined as T;
     let text: string;
     try {
