@@ -319,11 +319,23 @@ export async function commitChanges(state: ClientState, changes: { add?: string[
 }
 
 /** A device joins from the group info by itself: an external commit, and the group info of the epoch it makes. */
-export async function commitExternalJoin(groupInfoB64: string, own: DeviceKeyPackage): Promise<CommitUpload> {
+/**
+ * `resync`: the device already has a leaf in the tree (added by a member, its welcome never
+ * read) and replaces it (RFC 9420 §12.4.3.2). The old leaf is found by credential identity,
+ * not by signature key as ts-mls does by default: the new key package has new keys.
+ */
+export async function commitExternalJoin(groupInfoB64: string, own: DeviceKeyPackage, resync = false): Promise<CommitUpload> {
   const cs = await suite();
   const message = decodeMessage(groupInfoB64);
   if (message?.wireformat !== "mls_group_info") throw new Error("not a group info");
-  const { publicMessage, newState } = await joinGroupExternal(message.groupInfo, own.publicPackage, own.privatePackage, false, cs);
+  const sameDevice = (a: KeyPackage, leaf: { credential: KeyPackage["leafNode"]["credential"] }) =>
+    a.leafNode.credential.credentialType === "basic" &&
+    leaf.credential.credentialType === "basic" &&
+    utf8(a.leafNode.credential.identity) === utf8(leaf.credential.identity);
+  const config = resync
+    ? { ...defaultClientConfig, keyPackageEqualityConfig: { ...defaultClientConfig.keyPackageEqualityConfig, compareKeyPackageToLeafNode: sameDevice } }
+    : defaultClientConfig;
+  const { publicMessage, newState } = await joinGroupExternal(message.groupInfo, own.publicPackage, own.privatePackage, resync, cs, undefined, config);
   const groupInfo = await createGroupInfoWithExternalPubAndRatchetTree(newState, [], cs);
   return {
     commit: toBase64Url(encodeMlsMessage({ version: "mls10", wireformat: "mls_public_message", publicMessage })),
@@ -444,12 +456,43 @@ export function groupLeaves(state: ClientState): { index: number; device: Device
 }
 
 /**
- * Whether a joiner's ts-mls 1.6.4 accepts this state's ratchet tree. Its validation is
- * stricter than RFC 9420 §7.9.2 (which asks that a leaf unmerged at a node be unmerged at
- * every node between): for every leaf in a node's unmerged_leaves it requires every
- * non-blank node on that leaf's direct path to carry the very same list. Trees made by
- * add-only commits (no path) across differently-updated subtrees break it; a commit with
- * a path first (an empty commit) resets the committer's direct path and avoids that.
+ * Each leaf's signature key as people compare it: the first 20 bytes of its SHA-256 in
+ * groups of four hex digits, and a code for the whole group (SHA-256 over every leaf's
+ * identity and key, in leaf order) that every member's device shows alike when no one
+ * in between has swapped a key.
+ */
+export async function groupFingerprints(state: ClientState): Promise<{ leaves: { device: DeviceRef | null; fingerprint: string }[]; group: string }> {
+  const leaves: { device: DeviceRef | null; fingerprint: string }[] = [];
+  const all: Uint8Array[] = [];
+  for (let node = 0; node < state.ratchetTree.length; node += 2) {
+    const entry = state.ratchetTree[node];
+    if (entry?.nodeType !== "leaf") continue;
+    const credential = entry.leaf.credential;
+    const device = credential.credentialType === "basic" ? parseIdentity(credential.identity) : null;
+    leaves.push({ device, fingerprint: await fingerprint(entry.leaf.signaturePublicKey) });
+    all.push(credential.credentialType === "basic" ? credential.identity : new Uint8Array(), entry.leaf.signaturePublicKey);
+  }
+  const joined = new Uint8Array(all.reduce((n, b) => n + b.length + 2, 0));
+  let at = 0;
+  for (const b of all) {
+    joined.set([b.length >> 8, b.length & 255], at);
+    joined.set(b, at + 2);
+    at += b.length + 2;
+  }
+  return { leaves, group: await fingerprint(joined) };
+}
+
+async function fingerprint(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  const hex = [...digest.slice(0, 20)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return hex.match(/.{4}/g)!.join(" ");
+}
+
+/**
+ * Whether a joiner accepts this state's ratchet tree: RFC 9420 §7.9.2, a leaf unmerged at a
+ * parent node is unmerged at every non-blank node between. ts-mls 1.6.4 demanded more (the
+ * same list on the leaf's whole direct path) until scripts/patch-ts-mls.mjs, which is why the
+ * SDK checks a commit's tree before sending it (an empty commit with a path goes first then).
  */
 export function joinableTree(state: ClientState): boolean {
   const tree = state.ratchetTree;
@@ -470,15 +513,13 @@ export function joinableTree(state: ClientState): boolean {
     }
     return out;
   };
-  for (const entry of tree) {
+  for (const [index, entry] of tree.entries()) {
     if (entry?.nodeType !== "parent") continue;
-    const list = entry.parent.unmergedLeaves.map(Number);
-    for (const leaf of list) {
+    for (const leaf of entry.parent.unmergedLeaves.map(Number)) {
       for (const p of directPath(leaf)) {
+        if (p === index) break;
         const other = tree[p];
-        if (other?.nodeType !== "parent") continue;
-        const theirs = other.parent.unmergedLeaves.map(Number);
-        if (theirs.length !== list.length || theirs.some((x, i) => x !== list[i])) return false;
+        if (other?.nodeType === "parent" && !other.parent.unmergedLeaves.map(Number).includes(leaf)) return false;
       }
     }
   }

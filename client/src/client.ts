@@ -262,7 +262,8 @@ export class ChatClient extends Emitter<ChatEvents> {
       for (const c of page.conversations) {
         if (c.encryption !== "mls" || (await this.mls.hasGroup(c.conversation_id))) continue;
         try {
-          await this.mls.joinExternally(c.conversation_id);
+          // The replay is applied: a welcome for this device would have come with it.
+          await this.mls.joinExternally(c.conversation_id, { resync: true });
         } catch (err) {
           this.emit("error", err instanceof ChatError ? err : new ChatError("network", String(err)));
         }
@@ -357,7 +358,9 @@ export class ChatClient extends Emitter<ChatEvents> {
   }
 
   async getConversation(conversationId: string): Promise<Conversation> {
-    return this.remember(await this.http.request<Conversation>("GET", `/v1/conversations/${encodeURIComponent(conversationId)}`));
+    const conversation = this.remember(await this.http.request<Conversation>("GET", `/v1/conversations/${encodeURIComponent(conversationId)}`));
+    this.noteEncryption(conversation);
+    return conversation;
   }
 
   async listConversations(options: { limit?: number; cursor?: string } = {}): Promise<{ conversations: ConversationSummary[]; next_cursor: string | null }> {
@@ -367,6 +370,7 @@ export class ChatClient extends Emitter<ChatEvents> {
     });
     for (const c of page.conversations) {
       this.sync.setMembers(c.conversation_id, c.members.map((m) => m.user_id));
+      this.noteEncryption(c as Conversation);
       if (c.last_message) page.conversations[page.conversations.indexOf(c)] = { ...c, last_message: (await this.decode(c.last_message)) as Message };
     }
     return page;
@@ -552,6 +556,15 @@ export class ChatClient extends Emitter<ChatEvents> {
     this.emit("call", call);
   }
 
+  /**
+   * An encrypted conversation's key fingerprints, for people to compare out of band: one
+   * per device (its signature key in this group) and one code for the whole group, which
+   * every member's device shows alike. Null for a plain conversation or before this device joined.
+   */
+  fingerprints(conversationId: string): Promise<{ group: string; devices: { user_id: string; device_id: string; fingerprint: string }[] } | null> {
+    return this.mls.fingerprints(conversationId);
+  }
+
   /** Any endpoint, with this device's token: for what the SDK does not wrap yet. */
   request<T>(method: string, path: string, body?: unknown, query?: Record<string, string | number | undefined>): Promise<T> {
     return this.http.request<T>(method, path, body, query);
@@ -562,6 +575,14 @@ export class ChatClient extends Emitter<ChatEvents> {
   private async postEntry(entry: OutboxEntry): Promise<Message> {
     // Encoded at its first attempt, then stored: retries resend the very same bytes.
     if (!entry.encoded) {
+      // Not told yet whether it is encrypted (the welcome or its event may still be on the
+      // way): ask, so that a text is never sent in the clear into an encrypted conversation.
+      if (!this.codecs.has(entry.conversation_id) && !(await this.mls.hasGroup(entry.conversation_id))) await this.getConversation(entry.conversation_id);
+      // Encrypted, and no welcome for this device: without a stream none can come; with one it
+      // may be on its way, so the first tries wait for it before the device joins by itself.
+      if (this.codecFor(entry.conversation_id) !== plainCodec && !(await this.mls.hasGroup(entry.conversation_id))) {
+        if (this.device.state !== "connected" || entry.attempts >= 3) await this.mls.joinExternally(entry.conversation_id, { resync: true });
+      }
       const codec = this.codecFor(entry.conversation_id) === plainCodec && (await this.mls.hasGroup(entry.conversation_id)) ? this.mlsCodec_ : this.codecFor(entry.conversation_id);
       const encoded = await codec.encodeText(entry.conversation_id, entry.text ?? "", entry.client_message_id);
       this.outbox.update(entry, { kind: encoded.kind, content: encoded.content, encoded: true });
@@ -618,7 +639,7 @@ export class ChatClient extends Emitter<ChatEvents> {
 
   /** Marks a conversation as encrypted: its messages go through the MLS layer. */
   private noteEncryption(conversation: Conversation & { encryption?: string }): void {
-    if (isMls(conversation)) this.codecs.set(conversation.conversation_id, this.mlsCodec_);
+    if (conversation.encryption !== undefined) this.codecs.set(conversation.conversation_id, isMls(conversation) ? this.mlsCodec_ : plainCodec);
   }
 
   /** `live`: from the device stream, once and in seq order (commits move the group on). */

@@ -202,6 +202,33 @@ describe("SDK: MLS-encrypted conversations", () => {
     expect(textsIn(bob3, conversationId)).not.toContain(earlier);
   });
 
+  it("a client that never connects can still send into a group someone else added it to (it replaces its leaf by itself)", async () => {
+    const storage = new MemoryStorage();
+    const quiet = await ChatClient.register({ baseUrl: server.baseUrl, handle: uniqueHandle("mq"), password: PASSWORD, storage, ...FAST });
+    clients.push(quiet);
+    await alice[0]!.chat.addMembers(conversationId, [quiet.userId]);
+    const text = marker("from-a-client-without-a-stream");
+    const sent = await quiet.sendText(conversationId, text);
+    expect(sent.kind).toBe("encrypted");
+    await allRead([...alice, ...bob, dave], conversationId, [text], "every device reads what the unconnected client sent");
+  });
+
+  it("every device shows the same key fingerprints for the group, to compare out of band", async () => {
+    const devices = [...alice, ...bob, dave];
+    const shown = await eventually(
+      async () => {
+        const all = await Promise.all(devices.map((d) => d.chat.fingerprints(conversationId)));
+        return new Set(all.map((f) => f?.group)).size === 1 && all[0] ? all : undefined;
+      },
+      15_000,
+      "the same group code on every device",
+    );
+    const mine = shown[0]!.devices.find((d) => d.device_id === alice[0]!.chat.deviceId)!;
+    expect(mine.fingerprint).toMatch(/^([0-9a-f]{4} ){9}[0-9a-f]{4}$/);
+    for (const f of shown) expect(f!.devices).toEqual(shown[0]!.devices);
+    expect(await carol[0]!.chat.fingerprints(conversationId).then((f) => f?.group)).not.toBe(shown[0]!.group);
+  });
+
   it("none of the plaintext is in the server's persisted state (and a plain conversation's text is, as a control)", async () => {
     const control = `PLAIN-CONTROL-${globalThis.crypto.randomUUID()}`;
     const plain = await alice[0]!.chat.createDirect(bob[0]!.chat.userId, { encrypted: false });

@@ -5,6 +5,7 @@ import type { ChatMessage } from "@edge-chat/sdk";
 import { clock, dayLabel, lastSeen, sameDay } from "./format";
 import type { PendingSend } from "./model";
 import { CallButtons, CallEntry } from "./call";
+import { EncryptionLock } from "./security";
 import { Avatar, Icon, Ticks, useModel } from "./ui";
 
 /** Unsent drafts per conversation, for the session. */
@@ -97,6 +98,7 @@ export function ChatView(props: { id: string; onBack: () => void }) {
             {subtitle}
           </span>
         </div>
+        <EncryptionLock id={id} encrypted={(c as { encryption?: string } | undefined)?.encryption === "mls"} />
         <CallButtons id={id} peer={peer} name={title} />
       </header>
       <div class="messages" ref={list} onScroll={onScroll} role="log" aria-label={`Messages with ${title}`} aria-busy={!loaded || loadingOlder} tabIndex={0} data-testid="message-list">

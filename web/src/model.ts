@@ -484,7 +484,7 @@ export class AppModel {
     const user = await chat.findUser(h);
     if (!user) throw new Error(`Nobody is called @${h}.`);
     this.users.set(user.user_id, user);
-    const c = await chat.createDirect(user.user_id, { encrypted: false });
+    const c = await chat.createDirect(user.user_id);
     this.upsertConversation(c);
     void this.refreshPresence();
     return c.conversation_id;
@@ -503,7 +503,7 @@ export class AppModel {
       } else unknown.push(h);
     }
     if (unknown.length) throw new Error(`Nobody is called ${unknown.map((h) => `@${h}`).join(", ")}.`);
-    const c = await chat.createGroup(name.trim() || "Group", ids, { encrypted: false });
+    const c = await chat.createGroup(name.trim() || "Group", ids);
     this.upsertConversation(c);
     return c.conversation_id;
   }

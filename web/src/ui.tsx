@@ -26,6 +26,12 @@ export function Avatar(props: { id: string; name: string; online?: boolean; size
 }
 
 const ICONS: Record<string, ComponentChildren> = {
+  lock: (
+    <>
+      <rect x="5" y="10.5" width="14" height="9.5" rx="2" />
+      <path d="M8 10.5V8a4 4 0 0 1 8 0v2.5" />
+    </>
+  ),
   edit: <path d="M4 20h4l10.5-10.5a2.8 2.8 0 0 0-4-4L4 16v4zM13.5 6.5l4 4" />,
   group: (
     <>

@@ -22,6 +22,7 @@ import {
   encodeGroupStateText,
   encryptApplication,
   groupEpoch,
+  groupFingerprints,
   groupLeaves,
   isActiveMember,
   joinFromWelcome,
@@ -166,6 +167,15 @@ export class MlsLayer {
       await this.catchUp(conversationId);
       return (await this.group(conversationId))?.epoch ?? null;
     });
+  }
+
+  /** The key fingerprints of the conversation's group as this device holds it (null: not in it). */
+  async fingerprints(conversationId: string): Promise<{ group: string; devices: { user_id: string; device_id: string; fingerprint: string }[] } | null> {
+    const g = await this.group(conversationId);
+    if (!g) return null;
+    const { leaves, group } = await groupFingerprints(g.state);
+    const devices = leaves.flatMap((l) => (l.device ? [{ user_id: l.device.userId, device_id: l.device.deviceId, fingerprint: l.fingerprint }] : []));
+    return { group, devices };
   }
 
   /**
@@ -328,9 +338,11 @@ export class MlsLayer {
    * A conversation this user is in but this device is not (a device signed in after the
    * group was made): the device joins by itself with an external commit from the current
    * group info. It reads only what is sent from its join on. When the group info already
-   * holds this device (another member added it and the welcome is on its way) nothing is done.
+   * holds this device (another member added it) its welcome is on the way and nothing is
+   * done, unless `resync`: the welcome cannot come (the replay is over, or this client has
+   * no stream), and the commit replaces that leaf.
    */
-  joinExternally(conversationId: string): Promise<boolean> {
+  joinExternally(conversationId: string, options: { resync?: boolean } = {}): Promise<boolean> {
     return this.locked(conversationId, async () => {
       if (await this.group(conversationId)) return false;
       const path = `/v1/conversations/${encodeURIComponent(conversationId)}/mls`;
@@ -345,8 +357,9 @@ export class MlsLayer {
         const summary = await readGroupInfo(info.group_info);
         if (!summary.ok) throw new ChatError("invalid_request", `the group info of ${conversationId}: ${summary.reason}`);
         const me = `${this.device.userId}/${this.device.deviceId}`;
-        if (summary.value.leaves.some((l) => l.identity && `${l.identity.userId}/${l.identity.deviceId}` === me)) return false;
-        const upload = await commitExternalJoin(info.group_info, await newKeyPackage(this.device));
+        const present = summary.value.leaves.some((l) => l.identity && `${l.identity.userId}/${l.identity.deviceId}` === me);
+        if (present && !options.resync) return false;
+        const upload = await commitExternalJoin(info.group_info, await newKeyPackage(this.device), present);
         try {
           const accepted = await this.postCommit(conversationId, {
             epoch: info.epoch,
@@ -409,7 +422,7 @@ export class MlsLayer {
   private commitLoop(conversationId: string, build: (state: MlsGroupState) => Promise<{ add: string[]; removeUsers?: string[] }>): Promise<void> {
     return this.locked(conversationId, async () => {
       let mustRemove: string[] = [];
-      let refreshed = false;
+      let refreshes = 0;
       for (let attempt = 0; attempt < 8; attempt++) {
         const g = await this.group(conversationId);
         if (!g) throw new ChatError("forbidden", `this device is not in the MLS group of ${conversationId}`);
@@ -422,9 +435,10 @@ export class MlsLayer {
         let upload = await commitChanges(g.state, { add: change.add, remove });
         // ts-mls 1.6.4 joiners reject some valid trees (see joinableTree): an empty commit
         // first (a path, resetting this device's direct path) makes the add joinable.
-        const refresh = !refreshed && remove.length === 0 && change.add.length > 0 && !joinableTree(upload.state);
+        // Checked on every try: a commit that won in between (a 409) can leave such a tree again.
+        const refresh = refreshes < 3 && remove.length === 0 && change.add.length > 0 && !joinableTree(upload.state);
         if (refresh) {
-          refreshed = true;
+          refreshes++;
           upload = await commitChanges(g.state, {});
         }
         const body = {
