@@ -401,6 +401,7 @@ export class Inbox extends DurableObject<Env> {
   /** Appends one event to the log; null when it is a message the log already holds. */
   private append(conversationId: string, event: Exclude<FeedEvent, { type: "joined" }>): LogRow | null {
     const isMessage = event.type === "message";
+    const aboutMessage = isMessage || event.type === "message_updated";
     let deviceId: string | null = null;
     let stored: FeedEvent | DeviceOnlyEvent = event;
     if (event.type === "mls_welcome") {
@@ -415,7 +416,7 @@ export class Inbox extends DurableObject<Env> {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING cursor`,
         conversationId,
         event.type,
-        isMessage ? event.message.seq : null,
+        aboutMessage ? event.message.seq : null,
         isMessage ? event.message.sender_id : null,
         json,
         Date.now(),
@@ -454,6 +455,9 @@ export class Inbox extends DurableObject<Env> {
           event.message.seq,
         );
         return;
+      case "message_updated":
+        this.messageUpdated(conversationId, event.message);
+        return;
       case "conversation":
         this.sql.exec(
           `UPDATE conversations SET snapshot = ?, removed = 0,
@@ -488,6 +492,23 @@ export class Inbox extends DurableObject<Env> {
         }
         return;
     }
+  }
+
+  /**
+   * Section 13: the list shows the latest message as it now is; a deleted one's content also
+   * leaves every logged event about it, so no replay or list can show it again.
+   */
+  private messageUpdated(conversationId: string, message: Message): void {
+    const json = JSON.stringify(message);
+    this.sql.exec("UPDATE conversations SET last_message = ? WHERE conversation_id = ? AND last_seq = ?", json, conversationId, message.seq);
+    if (!message.deleted) return;
+    this.sql.exec(
+      `UPDATE log SET event = json_set(event, '$.message', json(?))
+       WHERE conversation_id = ? AND seq = ? AND type IN ('message', 'message_updated')`,
+      json,
+      conversationId,
+      message.seq,
+    );
   }
 
   /**
