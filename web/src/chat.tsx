@@ -187,6 +187,16 @@ function MessageRow(props: { m: ChatMessage; mine: boolean; group: boolean; grou
           <time dateTime={new Date(m.created_at).toISOString()}>{clock(m.created_at)}</time>
           {status && <Ticks status={status} />}
         </span>
+        {m.reactions && (
+          <span class="reactions" data-testid="message-reactions">
+            {Object.entries(m.reactions).map(([reaction, users]) => (
+              <span class="reaction" key={reaction} title={users.map((u) => model.nameOf(u)).join(", ")}>
+                {reaction}
+                {users.length > 1 ? ` ${users.length}` : ""}
+              </span>
+            ))}
+          </span>
+        )}
       </div>
     </div>
   );

@@ -222,6 +222,7 @@ export class AppModel {
     this.users.set(chat.userId, { user_id: chat.userId, handle: chat.handle, display_name: null });
     const on = this.unsubscribers;
     on.push(chat.on("message", (m) => this.onMessage(m)));
+    on.push(chat.on("updated", (m) => this.onUpdated(m)));
     on.push(chat.on("status", (s) => {
       if (s.status === "pending") {
         // In the outbox already (before it is stored): show it at once.
@@ -622,6 +623,15 @@ export class AppModel {
     }
     this.changed();
     if (this.openId === m.conversation_id) this.markOpenRead();
+  }
+
+  /** An edit, delete or reaction (section 13): the message as it now is replaces the one shown. */
+  private onUpdated(m: ChatMessage): void {
+    const list = this.messages.get(m.conversation_id);
+    if (list?.some((x) => x.seq === m.seq)) this.messages.set(m.conversation_id, list.map((x) => (x.seq === m.seq ? m : x)));
+    const c = this.conversations.get(m.conversation_id);
+    if (c?.last_message?.seq === m.seq) c.last_message = m as ConversationSummary["last_message"];
+    this.changed();
   }
 
   private onOutbox(entries: OutboxEntry[]): void {
