@@ -338,18 +338,29 @@ export class Conversation extends DurableObject<Env> {
     if (denied) return denied;
     const base = seq >= 1 && seq <= this.store.info()!.last_seq ? await this.tiers.messageAt(seq) : null;
     if (!base) return fail("not_found", `no message ${seq} in this conversation`);
-    // Synchronous from here. Not hot and not in the overlay means archived and unchanged, i.e. `base`.
-    const current = this.store.currentMessage(seq) ?? base;
-    const member = this.store.activeMember(caller.userId);
-    if (!member) return fail("forbidden", "not a member of this conversation");
-    const result = applyChange(current, change, {
-      userId: caller.userId,
-      role: member.role,
-      conversationType: this.store.info()!.type,
-      now: Date.now(),
-      editWindowSeconds: this.limits.editWindowSeconds,
-      maxContentChars: this.limits.maxContentChars,
-    });
+    const judge = () => {
+      // Not hot and not in the overlay means archived and unchanged since, i.e. `base`.
+      const current = this.store.currentMessage(seq) ?? base;
+      const member = this.store.activeMember(caller.userId);
+      const result: Outcome<Message> = !member
+        ? fail("forbidden", "not a member of this conversation")
+        : applyChange(current, change, {
+            userId: caller.userId,
+            role: member.role,
+            conversationType: this.store.info()!.type,
+            now: Date.now(),
+            editWindowSeconds: this.limits.editWindowSeconds,
+            maxContentChars: this.limits.maxContentChars,
+          });
+      return { current, result };
+    };
+    const first = judge();
+    if (!first.result.ok || !first.result.created) return first.result;
+    // A change costs a fan-out like a message does: it takes a token from the user's send bucket.
+    const token = await this.env.INBOX.get(this.env.INBOX.idFromName(caller.userId)).takeSendToken();
+    if (!token.ok) return fail("rate_limited", "too many messages and changes; slow down", token.retryAfterSeconds);
+    // Judged again, synchronously up to the write: another change may have come in meanwhile.
+    const { current, result } = judge();
     if (!result.ok || !result.created) return result;
     const next = result.value;
     const archived = !this.store.isHot(seq);

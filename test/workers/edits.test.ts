@@ -292,3 +292,38 @@ describe("replay after reconnect", () => {
     expect(last.frames.filter((f) => f.type !== "pong")).toEqual([]);
   });
 });
+
+describe("abuse", () => {
+  it("changes take tokens from the user's send bucket (SEND_RATE_PER_MINUTE): past it, 429 with retry-after and nothing changes", async () => {
+    const { a, id } = await setup();
+    let limited: Awaited<ReturnType<typeof react>> | null = null;
+    for (let i = 0; i < 120 && !limited; i++) {
+      const res = await react(a, id, 1, i % 2 ? "👍" : "❤️");
+      if (res.status === 429) limited = res;
+      else expect(res.status).toBe(204);
+    }
+    expect(limited).not.toBeNull();
+    expectError(limited!, 429, "rate_limited");
+    expect(Number(limited!.headers.get("retry-after"))).toBeGreaterThan(0);
+    // refusals and no-ops cost nothing, and are answered as before
+    expectError(await edit(a, id, 1, "not mine"), 403, "forbidden");
+  }, 60_000);
+
+  it("a deleted message's content also leaves the `joined` events that carried it as the latest message", async () => {
+    const { a, b, id } = await setup();
+    const d = await user("ed");
+    expect((await call("POST", `/conversations/${id}/members`, { token: a.token, body: { user_ids: [d.user_id] } })).status).toBe(200);
+    await eventually(async () => {
+      const entry = (await list(d)).json.conversations.find((x: any) => x.conversation_id === id);
+      expect(entry.last_message).toMatchObject({ seq: 2, content: "from a" });
+    });
+    expect(await everything(conversationStub(id), ["feed"])).toContain("from a");
+    expect((await remove(a, id, 2)).status).toBe(204);
+    expect(await everything(conversationStub(id), ["messages", "feed"])).not.toContain("from a");
+    await eventually(async () => {
+      const entry = (await list(d)).json.conversations.find((x: any) => x.conversation_id === id);
+      expect(entry.last_message).toMatchObject({ seq: 2, content: "", deleted: true });
+    });
+    for (const u of [a, b, d]) expect(await everything(inboxStub(u.user_id), ["log", "conversations"])).not.toContain("from a");
+  });
+});
