@@ -683,6 +683,29 @@ export class AppModel {
     });
   }
 
+  /** Section 13: whether this user may delete `m` (their own, or any as a group admin). */
+  canDelete(m: ChatMessage): boolean {
+    const me = this.chat?.userId;
+    if (!me || m.deleted || (m.kind !== "text" && m.kind !== "media" && m.kind !== "encrypted")) return false;
+    const c = this.conversations.get(m.conversation_id);
+    return m.sender_id === me || (c?.type === "group" && c.members.some((x) => x.user_id === me && x.role === "admin"));
+  }
+
+  /** Section 13: an edit, a delete or this user's reaction (null removes it); the server's `updated` redraws it. */
+  changeMessage(m: ChatMessage, change: { edit: string } | { delete: true } | { react: string | null }): void {
+    const chat = this.need();
+    const done =
+      "edit" in change
+        ? chat.editMessage(m.conversation_id, m.seq, change.edit)
+        : "delete" in change
+          ? chat.deleteMessage(m.conversation_id, m.seq)
+          : chat.react(m.conversation_id, m.seq, change.react);
+    done.catch((err) => {
+      console.warn("edge-chat: change failed", err);
+      this.notice("Could not change the message");
+    });
+  }
+
   /** Drops a failed send from view. */
   dismiss(clientMessageId: string): void {
     this.pending.delete(clientMessageId);
