@@ -35,7 +35,8 @@ export const CONVERSATION_SCHEMA = [
   ...MLS_SCHEMA,
   // Sections 13 and 14: a message's changes, and the history tiers (objects/history-tiers.ts):
   // the index of R2 segments, the idempotency keys of archived messages, the current state of
-  // archived messages changed since (the overlay), and segments owing a rewrite after a delete.
+  // archived messages changed since (the overlay), segments owing a rewrite after a delete, and
+  // segments written but not yet indexed (a crash in between leaves an object to account for).
   `ALTER TABLE messages ADD COLUMN edited_at INTEGER;
    ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE messages ADD COLUMN reactions TEXT;
@@ -44,7 +45,8 @@ export const CONVERSATION_SCHEMA = [
      sender_id TEXT NOT NULL, client_message_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
      PRIMARY KEY (sender_id, client_message_id)) WITHOUT ROWID;
    CREATE TABLE archived_changes (seq INTEGER PRIMARY KEY, message TEXT NOT NULL);
-   CREATE TABLE segment_scrubs (first_seq INTEGER PRIMARY KEY, version INTEGER NOT NULL);`,
+   CREATE TABLE segment_scrubs (first_seq INTEGER PRIMARY KEY, version INTEGER NOT NULL);
+   CREATE TABLE segment_attempts (first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, key TEXT NOT NULL);`,
 ] as const;
 
 interface InfoRow extends Record<string, SqlStorageValue> {

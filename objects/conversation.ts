@@ -377,11 +377,12 @@ export class Conversation extends DurableObject<Env> {
     if (next.deleted && current.media_id) {
       // TODO(media): delete media (current.media_id)
     }
-    if (next.deleted && archived) {
+    if (next.deleted) {
       // The overlay already hides the content; this erases it from the segment, or the alarm retries.
-      await this.tiers.scrubPending().catch(async (err) => {
-        console.error("segment rewrite after a delete failed; the alarm retries", err);
-        await this.fanout.wakeAt(Date.now() + 30_000);
+      const erase = archived ? this.tiers.scrubPending() : this.tiers.forgetAttemptFor(seq);
+      await erase.catch(async (err) => {
+        console.error("erasing a deleted message from R2 failed", err);
+        if (archived) await this.fanout.wakeAt(Date.now() + 30_000);
       });
     }
     return result;

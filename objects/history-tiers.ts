@@ -151,10 +151,14 @@ export class HistoryTiers {
     if (!info) return false;
     const first = this.archivedUpTo() + 1;
     const last = first + this.settings.segment - 1;
-    if (last > info.last_seq - this.settings.hot || last > this.store.archivableUpTo()) return false;
+    if (last > info.last_seq - this.settings.hot || last > this.store.archivableUpTo()) {
+      await this.dropStaleAttempt(first, last);
+      return false;
+    }
     const rows = this.store.hotRange(first, last);
     if (rows.length !== last - first + 1) throw new Error(`hot tier misses messages in ${first}-${last}`);
     const key = `history/${info.id}/${first}-${last}.json.gz`;
+    this.sql.exec("INSERT OR REPLACE INTO segment_attempts (first_seq, last_seq, key) VALUES (?, ?, ?)", first, last, key);
     await this.bucket.put(key, await gzip(JSON.stringify(rows)), { httpMetadata: { contentType: "application/gzip" } });
     const before = new Map(rows.map((m) => [m.seq, JSON.stringify(m)]));
     this.ctx.storage.transactionSync(() => {
@@ -173,13 +177,44 @@ export class HistoryTiers {
         last,
       );
       this.sql.exec("DELETE FROM messages WHERE seq BETWEEN ? AND ?", first, last);
+      this.sql.exec("DELETE FROM segment_attempts WHERE first_seq = ?", first);
       if (erased) this.owesScrub(first);
     });
     this.remember(first, rows);
     return true;
   }
 
+  /**
+   * An attempt that crashed before indexing, for a segment that is no longer due as it was
+   * (HOT_MESSAGES or the segment size changed): its object would never be rewritten.
+   */
+  private async dropStaleAttempt(first: number, last: number): Promise<void> {
+    const stale = this.sql
+      .exec<SegmentRow>("SELECT * FROM segment_attempts WHERE NOT (first_seq = ? AND last_seq = ?)", first, last)
+      .toArray();
+    for (const attempt of stale) {
+      await this.bucket.delete(attempt.key);
+      this.sql.exec("DELETE FROM segment_attempts WHERE first_seq = ?", attempt.first_seq);
+    }
+  }
+
   // ---- deletes of archived messages --------------------------------------------
+
+  /**
+   * A delete of a hot message: a segment written for it by an attempt that crashed before
+   * indexing it still holds the content in R2. That object goes (the next attempt writes
+   * it again from the rows as they are then). An attempt in flight finds the change itself.
+   */
+  async forgetAttemptFor(seq: number): Promise<void> {
+    await this.exclusive(async () => {
+      const attempt = this.sql
+        .exec<SegmentRow>("SELECT * FROM segment_attempts WHERE first_seq <= ? AND last_seq >= ?", seq, seq)
+        .toArray()[0];
+      if (!attempt) return;
+      await this.bucket.delete(attempt.key);
+      this.sql.exec("DELETE FROM segment_attempts WHERE first_seq = ?", attempt.first_seq);
+    });
+  }
 
   /** In the delete's transaction: the segment holding `seq` owes a rewrite. */
   owesScrubFor(seq: number): void {

@@ -148,4 +148,28 @@ describe("history tiers", () => {
     expect(second).not.toContain('"secret number 2"');
     expect(second).not.toContain('"secret number 5"');
   }, 120_000);
+
+  it("a segment written by an attempt that crashed before indexing it loses a deleted message's content too", async () => {
+    const [a, b] = await Promise.all([user("tg"), user("th")]);
+    const id = await group(a, [b]);
+    for (let n = 1; n <= 5; n++) expect((await send(a, id, `k${n}`, `kept ${n}`)).status).toBe(201);
+    const key = `history/${id}/1-5.json.gz`;
+    // What a move of 1-5 leaves when the object dies after writing the segment, before indexing it.
+    await runInDurableObject<Conversation, void>(conversationStub(id), async (instance, state) => {
+      const tiers = instance as unknown as { tiers: HistoryTiers; store: { hotRange(lo: number, hi: number): unknown[] } };
+      state.storage.sql.exec("INSERT INTO segment_attempts (first_seq, last_seq, key) VALUES (1, 5, ?)", key);
+      const gz = new Blob([JSON.stringify(tiers.store.hotRange(1, 5))]).stream().pipeThrough(new CompressionStream("gzip"));
+      await env.MEDIA.put(key, await new Response(gz).arrayBuffer());
+    });
+    expect(await env.MEDIA.head(key)).not.toBeNull();
+    expect((await call("DELETE", `/conversations/${id}/messages/3`, { token: a.token })).status).toBe(204);
+    expect(await env.MEDIA.head(key)).toBeNull();
+    expect(await sqlCount(id, "SELECT count(*) AS n FROM segment_attempts")).toBe(0);
+    // the move, when it comes, writes the segment from the rows as they are then
+    await setTiers(id, 0, 5);
+    await moveUntil(id, 1);
+    const stored = await gunzip(await (await env.MEDIA.get(key))!.arrayBuffer());
+    expect(stored).not.toContain('"kept 3"');
+    expect(JSON.parse(stored)[2]).toMatchObject({ seq: 3, deleted: true, content: "" });
+  });
 });
