@@ -46,7 +46,8 @@ export const CONVERSATION_SCHEMA = [
      PRIMARY KEY (sender_id, client_message_id)) WITHOUT ROWID;
    CREATE TABLE archived_changes (seq INTEGER PRIMARY KEY, message TEXT NOT NULL);
    CREATE TABLE segment_scrubs (first_seq INTEGER PRIMARY KEY, version INTEGER NOT NULL);
-   CREATE TABLE segment_attempts (first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, key TEXT NOT NULL);`,
+   CREATE TABLE segment_attempts (first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, key TEXT NOT NULL);
+   CREATE INDEX feed_joined ON feed (id) WHERE type = 'joined';`,
 ] as const;
 
 interface InfoRow extends Record<string, SqlStorageValue> {

@@ -49,6 +49,8 @@ const INBOX_SCHEMA = [
    ALTER TABLE log ADD COLUMN kind TEXT;`,
   // The user's open conversation sockets, in every conversation (MAX_CONVERSATION_SOCKETS_PER_USER).
   `CREATE TABLE conversation_sockets (socket_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, opened_at INTEGER NOT NULL);`,
+  // Section 13: a delete rewrites every logged event about the message, found by seq.
+  `CREATE INDEX log_updates ON log (conversation_id, seq) WHERE type = 'message_updated';`,
 ] as const;
 
 const REPLAY_PAGE = 500;
@@ -502,13 +504,15 @@ export class Inbox extends DurableObject<Env> {
     const json = JSON.stringify(message);
     this.sql.exec("UPDATE conversations SET last_message = ? WHERE conversation_id = ? AND last_seq = ?", json, conversationId, message.seq);
     if (!message.deleted) return;
-    this.sql.exec(
-      `UPDATE log SET event = json_set(event, '$.message', json(?))
-       WHERE conversation_id = ? AND seq = ? AND type IN ('message', 'message_updated')`,
-      json,
-      conversationId,
-      message.seq,
-    );
+    // One statement per type, each served by its partial index.
+    for (const type of ["message", "message_updated"]) {
+      this.sql.exec(
+        `UPDATE log SET event = json_set(event, '$.message', json(?)) WHERE conversation_id = ? AND seq = ? AND type = '${type}'`,
+        json,
+        conversationId,
+        message.seq,
+      );
+    }
   }
 
   /**
