@@ -232,6 +232,21 @@ export class ConversationStore {
       .map((r) => this.toMessage(r));
   }
 
+  /**
+   * Hot messages from `lo` on, ascending, up to `hi` or until their content passes
+   * `maxChars` (at least one): read row by row, so a run of huge messages is never all in memory.
+   */
+  hotPrefix(lo: number, hi: number, maxChars: number): Message[] {
+    const out: Message[] = [];
+    let chars = 0;
+    for (const row of this.sql.exec<MessageRow>("SELECT * FROM messages WHERE seq BETWEEN ? AND ? ORDER BY seq", lo, hi)) {
+      chars += row.content.length + (row.reactions?.length ?? 0);
+      if (out.length > 0 && chars > maxChars) break;
+      out.push(this.toMessage(row));
+    }
+    return out;
+  }
+
   /** The seq of an archived message by its idempotency key. */
   archivedSeqByClientId(senderId: string, clientMessageId: string): number | null {
     return (

@@ -3,9 +3,10 @@
  * own SQLite (the hot tier) and moves older ones, from its alarm, to immutable gzipped JSON
  * segments in R2 (`history/<conversation_id>/<first>-<last>.json.gz`), indexed in `segments`.
  *
- * - Segments are aligned: segment k holds seqs [k·S+1, (k+1)·S] (S = HISTORY_SEGMENT_MESSAGES),
- *   so a crash between writing a segment and indexing it only rewrites the same key later.
- *   Indexing it and deleting its rows is one transaction.
+ * - A segment holds the next HISTORY_SEGMENT_MESSAGES messages after the last one (fewer if
+ *   their content passes SEGMENT_MAX_CHARS). It is recorded as attempted, written, then
+ *   indexed in the transaction that deletes its rows: a crash in between rewrites the same
+ *   key later, and an attempt that would now end elsewhere has its object deleted.
  * - What stays behind per archived message: its idempotency key (`archived_ids`), so resends
  *   still answer the original.
  * - Changes to archived messages go to an overlay (`archived_changes`: the whole message as it
@@ -25,8 +26,14 @@ export interface TierSettings {
 
 /** Segments moved per alarm; the alarm comes straight back while more are due. */
 const SEGMENTS_PER_ALARM = 8;
-/** Decompressed segments kept in memory for paging. */
+/**
+ * A segment also ends early once its messages' content passes this many characters, so
+ * that neither a move nor a page read holds more than a few MB (an object has 128 MB).
+ */
+const SEGMENT_MAX_CHARS = 2_000_000;
+/** Decompressed segments kept in memory for paging: at most this many, and this much content. */
 const CACHED_SEGMENTS = 8;
+const CACHED_CHARS = 4_000_000;
 const RETRY_MS = 30_000;
 
 interface SegmentRow extends Record<string, SqlStorageValue> {
@@ -125,7 +132,13 @@ export class HistoryTiers {
   private remember(first: number, messages: Message[]): void {
     this.cache.delete(first);
     this.cache.set(first, messages);
-    while (this.cache.size > CACHED_SEGMENTS) this.cache.delete(this.cache.keys().next().value!);
+    const size = (ms: Message[]) => ms.reduce((n, m) => n + m.content.length, 0);
+    let total = [...this.cache.values()].reduce((n, ms) => n + size(ms), 0);
+    while (this.cache.size > 1 && (this.cache.size > CACHED_SEGMENTS || total > CACHED_CHARS)) {
+      const oldest = this.cache.keys().next().value!;
+      total -= size(this.cache.get(oldest)!);
+      this.cache.delete(oldest);
+    }
   }
 
   // ---- moves (from the alarm) ------------------------------------------------
@@ -150,13 +163,16 @@ export class HistoryTiers {
     const info = this.store.info();
     if (!info) return false;
     const first = this.archivedUpTo() + 1;
-    const last = first + this.settings.segment - 1;
-    if (last > info.last_seq - this.settings.hot || last > this.store.archivableUpTo()) {
-      await this.dropStaleAttempt(first, last);
+    const due = first + this.settings.segment - 1;
+    if (due > info.last_seq - this.settings.hot || due > this.store.archivableUpTo()) {
+      await this.dropStaleAttempt(first, due);
       return false;
     }
-    const rows = this.store.hotRange(first, last);
-    if (rows.length !== last - first + 1) throw new Error(`hot tier misses messages in ${first}-${last}`);
+    const rows = this.store.hotPrefix(first, due, SEGMENT_MAX_CHARS);
+    const last = first + rows.length - 1;
+    if (rows.length === 0 || rows.at(-1)!.seq !== last) throw new Error(`hot tier misses messages in ${first}-${due}`);
+    // An earlier attempt from `first` that crashed may have ended elsewhere (the rows changed since).
+    await this.dropStaleAttempt(first, last);
     const key = `history/${info.id}/${first}-${last}.json.gz`;
     this.sql.exec("INSERT OR REPLACE INTO segment_attempts (first_seq, last_seq, key) VALUES (?, ?, ?)", first, last, key);
     await this.bucket.put(key, await gzip(JSON.stringify(rows)), { httpMetadata: { contentType: "application/gzip" } });
@@ -185,8 +201,9 @@ export class HistoryTiers {
   }
 
   /**
-   * An attempt that crashed before indexing, for a segment that is no longer due as it was
-   * (HOT_MESSAGES or the segment size changed): its object would never be rewritten.
+   * Attempts that crashed before indexing, for a segment other than [first, last] (which the
+   * next write replaces): HOT_MESSAGES, the segment size or the rows changed since, so their
+   * objects would never be rewritten.
    */
   private async dropStaleAttempt(first: number, last: number): Promise<void> {
     const stale = this.sql

@@ -149,6 +149,21 @@ describe("history tiers", () => {
     expect(second).not.toContain('"secret number 5"');
   }, 120_000);
 
+  it("a segment ends early once its content passes 2,000,000 characters, so no move or read holds more", async () => {
+    const [a, b] = await Promise.all([user("ti"), user("tj")]);
+    const id = await group(a, [b]);
+    await setTiers(id, 1, 25);
+    const big = (n: number) => `${n}:`.padEnd(100_000, "x");
+    for (let n = 1; n <= 26; n++) expect((await send(a, id, `big${n}`, big(n))).status).toBe(201);
+    // 1-25 are due; the segment stops at 20 (20 × 100,000), and the next one (21-45) is not due yet
+    await moveUntil(id, 1);
+    const keys = (await env.MEDIA.list({ prefix: `history/${id}/` })).objects.map((o) => o.key).sort();
+    expect(keys).toEqual([`history/${id}/1-20.json.gz`]);
+    expect(await sqlCount(id, "SELECT min(seq) AS n FROM messages")).toBe(21);
+    const all = (await history(b, id, "after_seq=0&limit=26")).json.messages;
+    expect(all.map((m: any) => m.content)).toEqual(Array.from({ length: 26 }, (_, i) => big(i + 1)));
+  }, 120_000);
+
   it("a segment written by an attempt that crashed before indexing it loses a deleted message's content too", async () => {
     const [a, b] = await Promise.all([user("tg"), user("th")]);
     const id = await group(a, [b]);
