@@ -33,6 +33,21 @@ export const CONVERSATION_SCHEMA = [
   // Section 10: "mls" conversations take only encrypted messages and commits (objects/mls-store.ts).
   `ALTER TABLE info ADD COLUMN encryption TEXT NOT NULL DEFAULT 'none';`,
   ...MLS_SCHEMA,
+  // Sections 13 and 14: a message's changes, and the history tiers (objects/history-tiers.ts):
+  // the index of R2 segments, the idempotency keys of archived messages, the current state of
+  // archived messages changed since (the overlay), segments owing a rewrite after a delete, and
+  // segments written but not yet indexed (a crash in between leaves an object to account for).
+  `ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+   ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE messages ADD COLUMN reactions TEXT;
+   CREATE TABLE segments (first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, key TEXT NOT NULL);
+   CREATE TABLE archived_ids (
+     sender_id TEXT NOT NULL, client_message_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+     PRIMARY KEY (sender_id, client_message_id)) WITHOUT ROWID;
+   CREATE TABLE archived_changes (seq INTEGER PRIMARY KEY, message TEXT NOT NULL);
+   CREATE TABLE segment_scrubs (first_seq INTEGER PRIMARY KEY, version INTEGER NOT NULL);
+   CREATE TABLE segment_attempts (first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, key TEXT NOT NULL);
+   CREATE INDEX feed_joined ON feed (id) WHERE type = 'joined';`,
 ] as const;
 
 interface InfoRow extends Record<string, SqlStorageValue> {
@@ -66,9 +81,12 @@ interface MessageRow extends Record<string, SqlStorageValue> {
   content: string;
   media_id: string | null;
   created_at: number;
+  edited_at: number | null;
+  deleted: number;
+  reactions: string | null;
 }
 
-type FeedRow = MessageRow & { feed_id: number; feed_type: FeedEvent["type"]; payload: string | null };
+type FeedRow = MessageRow & { feed_id: number; feed_type: FeedEvent["type"]; feed_seq: number | null; payload: string | null };
 
 /** One event owed to one inbox, with its position in the conversation's feed. */
 export interface OwedEvent {
@@ -160,11 +178,113 @@ export class ConversationStore {
 
   // ---- messages --------------------------------------------------------------
 
+  /** A message still in this object's own storage (the hot tier). */
   messageByClientId(senderId: string, clientMessageId: string): Message | null {
     const row = this.sql
       .exec<MessageRow>("SELECT * FROM messages WHERE sender_id = ? AND client_message_id = ?", senderId, clientMessageId)
       .toArray()[0];
     return row ? this.toMessage(row) : null;
+  }
+
+  /** The message at `seq` as it now is, if it is in the hot tier or the overlay of archived changes. */
+  currentMessage(seq: number): Message | null {
+    const row = this.sql.exec<MessageRow>("SELECT * FROM messages WHERE seq = ?", seq).toArray()[0];
+    if (row) return this.toMessage(row);
+    const changed = this.sql.exec<{ message: string }>("SELECT message FROM archived_changes WHERE seq = ?", seq).toArray()[0];
+    return changed ? (JSON.parse(changed.message) as Message) : null;
+  }
+
+  isHot(seq: number): boolean {
+    return this.sql.exec("SELECT 1 FROM messages WHERE seq = ?", seq).toArray().length > 0;
+  }
+
+  /** Writes a changed message back where it lives: its hot row, or the overlay if archived. */
+  saveChanged(m: Message): void {
+    const written = this.sql.exec(
+      "UPDATE messages SET content = ?, media_id = ?, edited_at = ?, deleted = ?, reactions = ? WHERE seq = ?",
+      m.content,
+      m.media_id ?? null,
+      m.edited_at ?? null,
+      m.deleted ? 1 : 0,
+      m.reactions ? JSON.stringify(m.reactions) : null,
+      m.seq,
+    ).rowsWritten;
+    if (written === 0) this.saveArchivedChange(m);
+  }
+
+  saveArchivedChange(m: Message): void {
+    this.sql.exec("INSERT OR REPLACE INTO archived_changes (seq, message) VALUES (?, ?)", m.seq, JSON.stringify(m));
+  }
+
+  /** Archived messages changed since, in [lo, hi]. */
+  archivedChanges(lo: number, hi: number): Message[] {
+    return this.sql
+      .exec<{ message: string }>("SELECT message FROM archived_changes WHERE seq BETWEEN ? AND ? ORDER BY seq", lo, hi)
+      .toArray()
+      .map((r) => JSON.parse(r.message) as Message);
+  }
+
+  /** Hot messages in [lo, hi], ascending. */
+  hotRange(lo: number, hi: number): Message[] {
+    return this.sql
+      .exec<MessageRow>("SELECT * FROM messages WHERE seq BETWEEN ? AND ? ORDER BY seq", lo, hi)
+      .toArray()
+      .map((r) => this.toMessage(r));
+  }
+
+  /**
+   * Hot messages from `lo` on, ascending, up to `hi` or until their content passes
+   * `maxChars` (at least one): read row by row, so a run of huge messages is never all in memory.
+   */
+  hotPrefix(lo: number, hi: number, maxChars: number): Message[] {
+    const out: Message[] = [];
+    let chars = 0;
+    for (const row of this.sql.exec<MessageRow>("SELECT * FROM messages WHERE seq BETWEEN ? AND ? ORDER BY seq", lo, hi)) {
+      chars += row.content.length + (row.reactions?.length ?? 0);
+      if (out.length > 0 && chars > maxChars) break;
+      out.push(this.toMessage(row));
+    }
+    return out;
+  }
+
+  /** The seq of an archived message by its idempotency key. */
+  archivedSeqByClientId(senderId: string, clientMessageId: string): number | null {
+    return (
+      this.sql
+        .exec<{ seq: number }>("SELECT seq FROM archived_ids WHERE sender_id = ? AND client_message_id = ?", senderId, clientMessageId)
+        .toArray()[0]?.seq ?? null
+    );
+  }
+
+  /**
+   * A deleted message's content also sits in the payload of `joined` feed events written
+   * while it was the latest message: those get the deleted version.
+   */
+  eraseFromFeed(deleted: Message): void {
+    this.sql.exec(
+      `UPDATE feed SET payload = json_set(payload, '$.last_message', json(?))
+       WHERE type = 'joined' AND json_extract(payload, '$.last_message.seq') = ?`,
+      JSON.stringify(deleted),
+      deleted.seq,
+    );
+  }
+
+  /** A message_updated event for every member, resolved to the message's state when it is delivered. */
+  appendUpdateFeed(seq: number): void {
+    this.sql.exec("INSERT INTO feed (type, seq) VALUES ('message_updated', ?)", seq);
+  }
+
+  /**
+   * The highest seq that may leave the hot tier as far as fan-out goes: feed events are
+   * resolved by seq when delivered, so no message an inbox is still owed an event about
+   * may move (after delivery, the overlay answers for archived ones).
+   */
+  archivableUpTo(): number {
+    const owed = this.membersOwed();
+    if (owed.length === 0) return Number.MAX_SAFE_INTEGER;
+    const from = Math.min(...owed.map((m) => m.fed_upto));
+    const first = this.sql.exec<{ s: number | null }>("SELECT min(seq) AS s FROM feed WHERE id > ? AND seq IS NOT NULL", from).one().s;
+    return first === null ? Number.MAX_SAFE_INTEGER : first - 1;
   }
 
   /** Stores a message and its feed entry; `seq` is the next after the last, so there are no gaps. */
@@ -198,7 +318,11 @@ export class ConversationStore {
     const uncounted = SERVER_MESSAGE_KINDS.map(() => "?").join(", ");
     const own = this.sql
       .exec<{ seq: number }>(
-        `SELECT seq FROM messages WHERE (sender_id = ? OR kind IN (${uncounted})) AND seq > ? ORDER BY seq`,
+        `SELECT seq FROM archived_ids WHERE (sender_id = ? OR kind IN (${uncounted})) AND seq > ?
+         UNION ALL SELECT seq FROM messages WHERE (sender_id = ? OR kind IN (${uncounted})) AND seq > ? ORDER BY seq`,
+        userId,
+        ...SERVER_MESSAGE_KINDS,
+        readSeq,
         userId,
         ...SERVER_MESSAGE_KINDS,
         readSeq,
@@ -207,21 +331,6 @@ export class ConversationStore {
       .map((r) => r.seq);
     const last = this.sql.exec<MessageRow>("SELECT * FROM messages ORDER BY seq DESC LIMIT 1").toArray()[0];
     return { type: "joined", conversation_id: info.id, join_seq: info.last_seq, own_seqs: own, last_message: last ? this.toMessage(last) : null };
-  }
-
-  /** Up to `limit` messages in ascending order: after `after`, or just below `before`, or the newest. */
-  history(opts: { after?: number; before?: number; limit: number }): Message[] {
-    let rows: MessageRow[];
-    if (opts.after !== undefined) {
-      rows = this.sql.exec<MessageRow>("SELECT * FROM messages WHERE seq > ? ORDER BY seq LIMIT ?", opts.after, opts.limit).toArray();
-    } else {
-      const below = opts.before ?? Number.MAX_SAFE_INTEGER;
-      rows = this.sql
-        .exec<MessageRow>("SELECT * FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ?", below, opts.limit)
-        .toArray()
-        .reverse();
-    }
-    return rows.map((r) => this.toMessage(r));
   }
 
   private toMessage(r: MessageRow): Message {
@@ -237,6 +346,9 @@ export class ConversationStore {
       created_at: r.created_at,
     };
     if (r.media_id !== null) m.media_id = r.media_id;
+    if (r.edited_at !== null) m.edited_at = r.edited_at;
+    if (r.deleted) m.deleted = true;
+    if (r.reactions !== null) m.reactions = JSON.parse(r.reactions) as Message["reactions"];
     return m;
   }
 
@@ -290,8 +402,8 @@ export class ConversationStore {
     const end = member.feed_end ?? this.lastFeedId();
     const rows = this.sql
       .exec<FeedRow>(
-        `SELECT f.id AS feed_id, f.type AS feed_type, f.payload, m.* FROM feed f
-         LEFT JOIN messages m ON f.type = 'message' AND m.seq = f.seq
+        `SELECT f.id AS feed_id, f.type AS feed_type, f.seq AS feed_seq, f.payload, m.* FROM feed f
+         LEFT JOIN messages m ON f.type IN ('message', 'message_updated') AND m.seq = f.seq
          WHERE f.id > ? AND f.id <= ? AND (f.only_user IS NULL OR f.only_user = ?)
          ORDER BY f.id LIMIT ?`,
         member.fed_upto,
@@ -300,10 +412,16 @@ export class ConversationStore {
         limit,
       )
       .toArray();
-    const events = rows.map((r) => ({
-      feedId: r.feed_id,
-      event: r.feed_type === "message" ? { type: "message" as const, message: this.toMessage(r) } : (JSON.parse(r.payload!) as FeedEvent),
-    }));
+    const events = rows.flatMap((r): OwedEvent[] => {
+      if (r.feed_type !== "message" && r.feed_type !== "message_updated") return [{ feedId: r.feed_id, event: JSON.parse(r.payload!) as FeedEvent }];
+      // An archived message (only ever with its changes in the overlay: see archivableUpTo).
+      const message = r.seq !== null ? this.toMessage(r) : this.currentMessage(r.feed_seq!);
+      if (!message) {
+        console.error(`feed ${r.feed_id}: message ${r.feed_seq} is neither hot nor in the overlay; skipped`);
+        return [];
+      }
+      return [{ feedId: r.feed_id, event: { type: r.feed_type, message } }];
+    });
     const upto = rows.length === limit ? rows[rows.length - 1]!.feed_id : end;
     return { events, upto };
   }

@@ -28,6 +28,8 @@ import { MlsStore, type CommitFacts } from "./mls-store";
 import { deviceIdentity } from "../mls/adapter";
 import { directory, forgetMember, liveDevicesOf, recordConversation, recordMembers, unknownUsers } from "./directory";
 import { FanOut } from "./fanout";
+import { HistoryTiers, pageRange } from "./history-tiers";
+import { applyChange, type MessageChange } from "./message-changes";
 import type { Presence } from "./presence";
 import { PresenceWatch } from "./presence-watch";
 import { errorFrame, parseFrame } from "./frames";
@@ -79,6 +81,7 @@ export class Conversation extends DurableObject<Env> {
   private readonly presence: PresenceWatch;
   private readonly calls: CallSignals;
   private readonly mls: MlsStore;
+  private readonly tiers: HistoryTiers;
   private readonly limits = limits(this.env as unknown as Record<string, unknown>);
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -87,6 +90,7 @@ export class Conversation extends DurableObject<Env> {
     this.fanout = new FanOut(ctx, env, this.store);
     this.presence = new PresenceWatch(ctx.storage.sql, env);
     this.mls = new MlsStore(ctx.storage.sql);
+    this.tiers = new HistoryTiers(ctx, env.MEDIA, this.store, { hot: this.limits.hotMessages, segment: this.limits.historySegmentMessages });
     this.calls = new CallSignals(ctx.storage, {
       conversationId: () => this.store.info()!.id,
       activeMembers: () => this.store.activeMembers().map((m) => m.user_id),
@@ -235,8 +239,9 @@ export class Conversation extends DurableObject<Env> {
   async history(caller: Caller, q: { after?: number; before?: number; limit: number }) {
     const denied = this.checkMember(caller.userId);
     if (denied) return denied;
-    const messages = this.store.history(q);
     const lastSeq = this.store.info()!.last_seq;
+    const { lo, hi } = pageRange(q, lastSeq);
+    const messages = await this.tiers.range(lo, hi);
     const tail = messages.at(-1)?.seq;
     return ok({ messages, next_after_seq: tail !== undefined && tail < lastSeq ? tail : null });
   }
@@ -297,13 +302,13 @@ export class Conversation extends DurableObject<Env> {
     if (this.store.info()!.encryption === "mls" && input.kind !== "encrypted") {
       return fail("invalid_request", 'kind: an "mls" conversation takes only kind "encrypted" (and commits through …/mls/commits)');
     }
-    const original = this.store.messageByClientId(caller.userId, input.client_message_id);
+    const original = await this.tiers.byClientId(caller.userId, input.client_message_id);
     if (original) return ok(original, false);
     const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(caller.userId));
     const token = await inbox.takeSendToken();
     if (!token.ok) return fail("rate_limited", "too many messages; slow down", token.retryAfterSeconds);
     // The same message may have been stored while the bucket answered.
-    const raced = this.store.messageByClientId(caller.userId, input.client_message_id);
+    const raced = await this.tiers.byClientId(caller.userId, input.client_message_id);
     if (raced) return ok(raced, false);
     // Checked after the last await, so no commit can slip in between the check and the append.
     const stale = this.store.info()!.encryption === "mls" ? this.mls.checkApplicationMessage(this.store.info()!.id, input.content) : null;
@@ -324,6 +329,68 @@ export class Conversation extends DurableObject<Env> {
     return ok(message, true);
   }
 
+  // ---- edits, deletes and reactions (section 13) ---------------------------------
+
+  /**
+   * Changes one message, hot or archived; the result reaches the conversation sockets and,
+   * through the feed, every member's device sockets as `message_updated`. Answers the
+   * message as it now is (`created: false` when nothing changed).
+   */
+  async changeMessage(caller: Caller, seq: number, change: MessageChange): Promise<Outcome<Message>> {
+    const denied = this.checkMember(caller.userId);
+    if (denied) return denied;
+    const base = seq >= 1 && seq <= this.store.info()!.last_seq ? await this.tiers.messageAt(seq) : null;
+    if (!base) return fail("not_found", `no message ${seq} in this conversation`);
+    const judge = () => {
+      // Not hot and not in the overlay means archived and unchanged since, i.e. `base`.
+      const current = this.store.currentMessage(seq) ?? base;
+      const member = this.store.activeMember(caller.userId);
+      const result: Outcome<Message> = !member
+        ? fail("forbidden", "not a member of this conversation")
+        : applyChange(current, change, {
+            userId: caller.userId,
+            role: member.role,
+            conversationType: this.store.info()!.type,
+            now: Date.now(),
+            editWindowSeconds: this.limits.editWindowSeconds,
+            maxContentChars: this.limits.maxContentChars,
+          });
+      return { current, result };
+    };
+    const first = judge();
+    if (!first.result.ok || !first.result.created) return first.result;
+    // A change costs a fan-out like a message does: it takes a token from the user's send bucket.
+    const token = await this.env.INBOX.get(this.env.INBOX.idFromName(caller.userId)).takeSendToken();
+    if (!token.ok) return fail("rate_limited", "too many messages and changes; slow down", token.retryAfterSeconds);
+    // Judged again, synchronously up to the write: another change may have come in meanwhile.
+    const { current, result } = judge();
+    if (!result.ok || !result.created) return result;
+    const next = result.value;
+    const archived = !this.store.isHot(seq);
+    this.ctx.storage.transactionSync(() => {
+      this.store.saveChanged(next);
+      if (next.deleted) {
+        this.store.eraseFromFeed(next);
+        if (archived) this.tiers.owesScrubFor(seq);
+      }
+      this.store.appendUpdateFeed(seq);
+    });
+    this.broadcast({ type: "message_updated", message: next });
+    await this.fanout.kick();
+    if (next.deleted && current.media_id) {
+      // TODO(media): delete media (current.media_id)
+    }
+    if (next.deleted) {
+      // The overlay already hides the content; this erases it from the segment, or the alarm retries.
+      const erase = archived ? this.tiers.scrubPending() : this.tiers.forgetAttemptFor(seq);
+      await erase.catch(async (err) => {
+        console.error("erasing a deleted message from R2 failed", err);
+        if (archived) await this.fanout.wakeAt(Date.now() + 30_000);
+      });
+    }
+    return result;
+  }
+
   // ---- MLS Delivery Service (section 10) ------------------------------------------
 
   /**
@@ -336,7 +403,7 @@ export class Conversation extends DurableObject<Env> {
     if (denied) return denied;
     const info = this.store.info()!;
     if (info.encryption !== "mls") return fail("invalid_request", 'not an "mls" conversation');
-    const repeat = this.commitRepeat(caller, input);
+    const repeat = await this.commitRepeat(caller, input);
     if (repeat) return repeat;
     const isMember = (userId: string) => this.store.activeMember(userId) !== null;
     // Fail fast before the look-ups; judged again, synchronously, right before the write.
@@ -350,7 +417,7 @@ export class Conversation extends DurableObject<Env> {
     const token = await inbox.takeSendToken();
     if (!token.ok) return fail("rate_limited", "too many messages; slow down", token.retryAfterSeconds);
 
-    const raced = this.commitRepeat(caller, input);
+    const raced = await this.commitRepeat(caller, input);
     if (raced) return raced;
     const verdict = this.mls.judge(info.id, caller, input.epoch, facts, isMember, live);
     if (!verdict.ok) return verdict;
@@ -382,8 +449,8 @@ export class Conversation extends DurableObject<Env> {
   }
 
   /** The answer to a commit this caller already made with this client_message_id. */
-  private commitRepeat(caller: Caller, input: CommitInput): Outcome<{ epoch: number; seq: number }> | null {
-    const original = this.store.messageByClientId(caller.userId, input.client_message_id);
+  private async commitRepeat(caller: Caller, input: CommitInput): Promise<Outcome<{ epoch: number; seq: number }> | null> {
+    const original = await this.tiers.byClientId(caller.userId, input.client_message_id);
     if (!original) return null;
     const epoch = original.kind === "mls_commit" ? this.mls.epochOfSeq(original.seq) : null;
     if (epoch === null) return fail("invalid_request", "client_message_id: already used for a message that is not a commit");
@@ -497,6 +564,15 @@ export class Conversation extends DurableObject<Env> {
         if (refused) sendFrame(ws, errorFrame(refused, null));
         return;
       }
+      case "edit":
+      case "delete":
+      case "react": {
+        const change: MessageChange =
+          frame.type === "edit" ? { kind: "edit", content: frame.content } : frame.type === "delete" ? { kind: "delete" } : { kind: "react", reaction: frame.reaction };
+        const result = await this.changeMessage(state, frame.seq, change);
+        if (!result.ok) sendFrame(ws, errorFrame(result.error, frame.client_message_id ?? null));
+        return;
+      }
     }
   }
 
@@ -544,6 +620,9 @@ export class Conversation extends DurableObject<Env> {
     const nextCall = await this.calls.onAlarm(now);
     const next = [nextCall, this.nextTypingExpiry(), firstExpiry(this.ctx.getWebSockets())].filter((t): t is number => t !== null);
     await this.fanout.onAlarm(next.length ? Math.min(...next) : null);
+    // After the drain: only messages no inbox is still owed an event about may move to R2.
+    const tiersAgain = await this.tiers.onAlarm();
+    if (tiersAgain !== null) await this.fanout.wakeAt(tiersAgain);
   }
 
   /** A call frame to members' device sockets, through their inboxes (which push a ring to devices without one). */
@@ -555,7 +634,7 @@ export class Conversation extends DurableObject<Env> {
   /** One `kind:"call"` event per call, in the conversation's order (idempotent by call id). */
   private async storeCallEvent(caller: Caller, callId: string, content: string): Promise<void> {
     const clientMessageId = `call:${callId}`;
-    if (this.store.messageByClientId(caller.userId, clientMessageId)) return;
+    if (await this.tiers.byClientId(caller.userId, clientMessageId)) return;
     const message = this.ctx.storage.transactionSync(() =>
       this.store.appendMessage({
         message_id: newId("m"),

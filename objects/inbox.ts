@@ -49,6 +49,8 @@ const INBOX_SCHEMA = [
    ALTER TABLE log ADD COLUMN kind TEXT;`,
   // The user's open conversation sockets, in every conversation (MAX_CONVERSATION_SOCKETS_PER_USER).
   `CREATE TABLE conversation_sockets (socket_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, opened_at INTEGER NOT NULL);`,
+  // Section 13: a delete rewrites every logged event about the message, found by seq.
+  `CREATE INDEX log_updates ON log (conversation_id, seq) WHERE type = 'message_updated';`,
 ] as const;
 
 const REPLAY_PAGE = 500;
@@ -406,6 +408,7 @@ export class Inbox extends DurableObject<Env> {
   /** Appends one event to the log; null when it is a message the log already holds. */
   private append(conversationId: string, event: Exclude<FeedEvent, { type: "joined" }>): LogRow | null {
     const isMessage = event.type === "message";
+    const aboutMessage = isMessage || event.type === "message_updated";
     let deviceId: string | null = null;
     let stored: FeedEvent | DeviceOnlyEvent = event;
     if (event.type === "mls_welcome") {
@@ -420,7 +423,7 @@ export class Inbox extends DurableObject<Env> {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING cursor`,
         conversationId,
         event.type,
-        isMessage ? event.message.seq : null,
+        aboutMessage ? event.message.seq : null,
         isMessage ? event.message.sender_id : null,
         json,
         Date.now(),
@@ -459,6 +462,9 @@ export class Inbox extends DurableObject<Env> {
           event.message.seq,
         );
         return;
+      case "message_updated":
+        this.messageUpdated(conversationId, event.message);
+        return;
       case "conversation":
         this.sql.exec(
           `UPDATE conversations SET snapshot = ?, removed = 0,
@@ -492,6 +498,25 @@ export class Inbox extends DurableObject<Env> {
           );
         }
         return;
+    }
+  }
+
+  /**
+   * Section 13: the list shows the latest message as it now is; a deleted one's content also
+   * leaves every logged event about it, so no replay or list can show it again.
+   */
+  private messageUpdated(conversationId: string, message: Message): void {
+    const json = JSON.stringify(message);
+    this.sql.exec("UPDATE conversations SET last_message = ? WHERE conversation_id = ? AND last_seq = ?", json, conversationId, message.seq);
+    if (!message.deleted) return;
+    // One statement per type, each served by its partial index.
+    for (const type of ["message", "message_updated"]) {
+      this.sql.exec(
+        `UPDATE log SET event = json_set(event, '$.message', json(?)) WHERE conversation_id = ? AND seq = ? AND type = '${type}'`,
+        json,
+        conversationId,
+        message.seq,
+      );
     }
   }
 

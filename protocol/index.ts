@@ -101,6 +101,16 @@ export type SendInput = z.infer<typeof SendBody>;
 
 export const MarkerBody = z.object({ up_to_seq: seq });
 
+// ---- Section 13: edits, deletes and reactions --------------------------------
+
+/** Content length is checked against the configured limit separately (413), as for sends. */
+export const EditBody = z.object({ content: text() });
+/** An emoji, or ciphertext in an encrypted conversation: at most 64 UTF-16 units, like content's limit. */
+export const Reaction = text().min(1).max(64);
+export const ReactionBody = z.object({ reaction: Reaction });
+/** `{"👍":[USER_ID…]}`: one reaction per user per message. */
+export type Reactions = Record<string, string[]>;
+
 // ---- Query strings -----------------------------------------------------------
 
 const intParam = z
@@ -137,6 +147,12 @@ export interface Message {
   content: string;
   media_id?: string;
   created_at: number;
+  /** Section 13: set once the sender edited the content. */
+  edited_at?: number;
+  /** Section 13: present (true) once deleted; `content` is then "" and media_id is gone. */
+  deleted?: true;
+  /** Section 13: present only while the message has at least one reaction. */
+  reactions?: Reactions;
 }
 
 export type Role = "admin" | "member";
@@ -178,6 +194,10 @@ export const ClientFrame = z.discriminatedUnion("type", [
     to_device_id: id.optional(),
     payload: z.unknown().optional(),
   }),
+  // Section 13. client_message_id is optional here and only names the frame in an error's `ref`.
+  z.object({ type: z.literal("edit"), seq, content: text(), client_message_id: id.optional() }),
+  z.object({ type: z.literal("delete"), seq, client_message_id: id.optional() }),
+  z.object({ type: z.literal("react"), seq, reaction: Reaction.nullable(), client_message_id: id.optional() }),
 ]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
 
@@ -186,6 +206,7 @@ export type ClientFrame = z.infer<typeof ClientFrame>;
 export type ConversationServerFrame =
   | { type: "sent"; client_message_id: string; message: Message }
   | { type: "message"; message: Message }
+  | { type: "message_updated"; message: Message }
   | { type: "receipt"; conversation_id: string; user_id: string; kind: ReceiptKind; up_to_seq: number }
   | { type: "typing"; user_id: string; device_id: string; state: "start" | "stop"; expires_at?: number }
   | { type: "pong" }
@@ -197,6 +218,8 @@ export type ConversationServerFrame =
 /** What a conversation owes a member's inbox; the inbox turns it into a device event. */
 export type FeedEvent =
   | { type: "message"; message: Message }
+  /** Section 13: the message as it now is, after an edit, a delete or a reaction. */
+  | { type: "message_updated"; message: Message }
   | { type: "receipt"; conversation_id: string; user_id: string; kind: ReceiptKind; up_to_seq: number }
   | { type: "conversation"; conversation: Conversation }
   | { type: "removed"; conversation_id: string }

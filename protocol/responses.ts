@@ -27,6 +27,12 @@ export const MessageSchema = z
     content: z.string(),
     media_id: z.string().optional(),
     created_at: time,
+    edited_at: time.optional().describe("section 13: when the sender last edited the content"),
+    deleted: z.literal(true).optional().describe('section 13: the message was deleted; content is "" and media_id gone'),
+    reactions: z
+      .record(z.string(), z.array(z.string()))
+      .optional()
+      .describe("section 13: reaction → the user ids who gave it; absent when there is none"),
   })
   .meta({ id: "Message" });
 

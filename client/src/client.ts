@@ -454,6 +454,27 @@ export class ChatClient extends Emitter<ChatEvents> {
     return this.decode(await acked);
   }
 
+  /**
+   * Section 13. Replaces the text of one's own message (within the server's edit window);
+   * resolves with the message as it now is. Everyone, this client too, gets `updated`.
+   */
+  async editMessage(conversationId: string, seq: number, text: string): Promise<ChatMessage> {
+    const encoded = await this.codecFor(conversationId).encodeText(conversationId, text, newClientMessageId());
+    const message = await this.http.request<Message>("PATCH", `${messagePath(conversationId, seq)}`, { content: encoded.content });
+    return this.decode(message);
+  }
+
+  /** Deletes a message (one's own, or any as a group admin): it stays as `{deleted: true, content: ""}`. */
+  async deleteMessage(conversationId: string, seq: number): Promise<void> {
+    await this.http.request("DELETE", messagePath(conversationId, seq));
+  }
+
+  /** Sets this user's one reaction to a message (replacing theirs), or removes it with null. */
+  async react(conversationId: string, seq: number, reaction: string | null): Promise<void> {
+    if (reaction === null) await this.http.request("DELETE", `${messagePath(conversationId, seq)}/reaction`);
+    else await this.http.request("PUT", `${messagePath(conversationId, seq)}/reaction`, { reaction });
+  }
+
   /** Sends not yet acknowledged, oldest first. */
   pending(conversationId?: string): OutboxEntry[] {
     return this.outbox.pending(conversationId);
@@ -655,6 +676,12 @@ export class ChatClient extends Emitter<ChatEvents> {
       case "message":
         await this.applyMessage(event.message as Message, toEmit);
         break;
+      case "message_updated": {
+        // Section 13: the message as it now is; the app replaces what it shows for that seq.
+        const updated = await this.decode(event.message as Message);
+        toEmit.push(() => this.emit("updated", updated));
+        break;
+      }
       case "receipt": {
         const r = event as unknown as Receipt;
         if (this.sync.applyReceipt(r)) toEmit.push(() => this.emit("receipt", { conversation_id: r.conversation_id, user_id: r.user_id, kind: r.kind, up_to_seq: r.up_to_seq }));
@@ -774,6 +801,7 @@ export class ChatClient extends Emitter<ChatEvents> {
 const isProtocolKind = (kind: string): boolean => kind === "mls_commit";
 
 const isMls = (conversation: Conversation & { encryption?: string }) => conversation.encryption === "mls";
+const messagePath = (conversationId: string, seq: number) => `/v1/conversations/${encodeURIComponent(conversationId)}/messages/${seq}`;
 
 /** A fresh client_message_id: random, so two devices never collide. */
 function newClientMessageId(): string {

@@ -17,9 +17,7 @@ export interface ChatMessage extends Omit<Message, "kind"> {
   kind: MessageKind | (string & {});
   /** The plaintext of a text message (decrypted, in an encrypted conversation). */
   text?: string;
-  edited_at?: number;
-  deleted?: boolean;
-  reactions?: Record<string, string[]>;
+  // edited_at, deleted (content "" and no `text`) and reactions come with Message (section 13).
 }
 
 export interface User {
@@ -87,6 +85,11 @@ export interface PresenceEvent {
 export interface ChatEvents extends Record<string, unknown> {
   /** Every message once per client, in seq order per conversation. */
   message: ChatMessage;
+  /**
+   * A message was edited, deleted or reacted to (`message_updated`, section 13): the whole
+   * message as it now is (`deleted: true` with no text once deleted). Once per change, in order.
+   */
+  updated: ChatMessage;
   receipt: Receipt;
   /** Added to a conversation, or it changed. */
   conversation: Conversation;

@@ -189,8 +189,61 @@ function MessageRow(props: { m: ChatMessage; mine: boolean; group: boolean; grou
           <time dateTime={new Date(m.created_at).toISOString()}>{clock(m.created_at)}</time>
           {status && <Ticks status={status} />}
         </span>
+        {!m.deleted && <MessageActions m={m} mine={mine} />}
+        {m.reactions && (
+          <span class="reactions" data-testid="message-reactions">
+            {Object.entries(m.reactions).map(([reaction, users]) => (
+              <span class="reaction" key={reaction} title={users.map((u) => model.nameOf(u)).join(", ")}>
+                {reaction}
+                {users.length > 1 ? ` ${users.length}` : ""}
+              </span>
+            ))}
+          </span>
+        )}
       </div>
     </div>
+  );
+}
+
+/** Section 13: react 👍 (again to take it back), and edit or delete where allowed. */
+function MessageActions(props: { m: ChatMessage; mine: boolean }) {
+  const model = useModel();
+  const { m, mine } = props;
+  if (m.kind !== "text" && m.kind !== "media" && m.kind !== "encrypted") return null;
+  const me = model.chat?.userId ?? "";
+  const thumbed = m.reactions?.["👍"]?.includes(me) ?? false;
+  const editable = mine && m.kind === "text";
+  return (
+    <span class="msg-actions">
+      <button type="button" data-testid="react-button" aria-pressed={thumbed} title="React 👍" onClick={() => model.changeMessage(m, { react: thumbed ? null : "👍" })}>
+        👍
+      </button>
+      {editable && (
+        <button
+          type="button"
+          data-testid="edit-button"
+          title="Edit"
+          onClick={() => {
+            const text = globalThis.prompt?.("Edit message", m.text ?? m.content);
+            if (text !== null && text !== undefined && text.trim() !== "" && text !== m.text) model.changeMessage(m, { edit: text });
+          }}
+        >
+          ✏️
+        </button>
+      )}
+      {model.canDelete(m) && (
+        <button
+          type="button"
+          data-testid="delete-button"
+          title="Delete"
+          onClick={() => {
+            if (globalThis.confirm?.("Delete this message for everyone?")) model.changeMessage(m, { delete: true });
+          }}
+        >
+          🗑️
+        </button>
+      )}
+    </span>
   );
 }
 

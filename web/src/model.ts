@@ -222,6 +222,7 @@ export class AppModel {
     this.users.set(chat.userId, { user_id: chat.userId, handle: chat.handle, display_name: null });
     const on = this.unsubscribers;
     on.push(chat.on("message", (m) => this.onMessage(m)));
+    on.push(chat.on("updated", (m) => this.onUpdated(m)));
     on.push(chat.on("status", (s) => {
       if (s.status === "pending") {
         // In the outbox already (before it is stored): show it at once.
@@ -624,6 +625,15 @@ export class AppModel {
     if (this.openId === m.conversation_id) this.markOpenRead();
   }
 
+  /** An edit, delete or reaction (section 13): the message as it now is replaces the one shown. */
+  private onUpdated(m: ChatMessage): void {
+    const list = this.messages.get(m.conversation_id);
+    if (list?.some((x) => x.seq === m.seq)) this.messages.set(m.conversation_id, list.map((x) => (x.seq === m.seq ? m : x)));
+    const c = this.conversations.get(m.conversation_id);
+    if (c?.last_message?.seq === m.seq) c.last_message = m as ConversationSummary["last_message"];
+    this.changed();
+  }
+
   private onOutbox(entries: OutboxEntry[]): void {
     for (const e of entries) {
       if (!this.acked.has(e.client_message_id)) this.pending.set(e.client_message_id, { ...this.pending.get(e.client_message_id), ...e });
@@ -670,6 +680,29 @@ export class AppModel {
     this.typed(false);
     chat.sendText(id, text).catch((err) => {
       console.warn("edge-chat: send failed", err);
+    });
+  }
+
+  /** Section 13: whether this user may delete `m` (their own, or any as a group admin). */
+  canDelete(m: ChatMessage): boolean {
+    const me = this.chat?.userId;
+    if (!me || m.deleted || (m.kind !== "text" && m.kind !== "media" && m.kind !== "encrypted")) return false;
+    const c = this.conversations.get(m.conversation_id);
+    return m.sender_id === me || (c?.type === "group" && c.members.some((x) => x.user_id === me && x.role === "admin"));
+  }
+
+  /** Section 13: an edit, a delete or this user's reaction (null removes it); the server's `updated` redraws it. */
+  changeMessage(m: ChatMessage, change: { edit: string } | { delete: true } | { react: string | null }): void {
+    const chat = this.need();
+    const done =
+      "edit" in change
+        ? chat.editMessage(m.conversation_id, m.seq, change.edit)
+        : "delete" in change
+          ? chat.deleteMessage(m.conversation_id, m.seq)
+          : chat.react(m.conversation_id, m.seq, change.react);
+    done.catch((err) => {
+      console.warn("edge-chat: change failed", err);
+      this.notice("Could not change the message");
     });
   }
 

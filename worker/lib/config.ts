@@ -36,6 +36,12 @@ export interface Limits {
   maxDevicesPerUser: number;
   /** Open conversation sockets per user across all conversations → 422. */
   maxConversationSocketsPerUser: number;
+  /** Section 13: the sender may edit a message within this long of sending. */
+  editWindowSeconds: number;
+  /** Section 14: the newest messages a conversation keeps in its own storage; older ones move to R2. */
+  hotMessages: number;
+  /** Section 14: messages per R2 segment (moved together, from the conversation's alarm). */
+  historySegmentMessages: number;
 }
 
 const int = (value: string | undefined, fallback: number): number => {
@@ -65,6 +71,9 @@ export function limits(env: Partial<Record<string, unknown>>): Limits {
     callFramesPerMinute: int(s("CALL_FRAMES_PER_MINUTE"), 300),
     maxDevicesPerUser: int(s("MAX_DEVICES_PER_USER"), 100),
     maxConversationSocketsPerUser: int(s("MAX_CONVERSATION_SOCKETS_PER_USER"), 50),
+    editWindowSeconds: int(s("EDIT_WINDOW_SECONDS"), 900),
+    hotMessages: int(s("HOT_MESSAGES"), 5_000),
+    historySegmentMessages: int(s("HISTORY_SEGMENT_MESSAGES"), 1_000),
     allowedOrigins: (s("ALLOWED_ORIGINS") ?? "")
       .split(",")
       .map((o) => o.trim())

@@ -23,7 +23,7 @@ import type { AppEnv } from "../types";
 export const mls = new Hono<AppEnv>();
 
 /** Routes under /conversations/* may already be authenticated by that app's middleware: not twice. */
-const authOnce = createMiddleware<AppEnv>(async (c, next) => {
+export const authOnce = createMiddleware<AppEnv>(async (c, next) => {
   if (c.get("auth")) return next();
   return requireAuth()(c, next);
 });
