@@ -8,6 +8,7 @@
  */
 import type { Conversation as ConversationShape, Encryption, FeedEvent, Member, Message, ReceiptKind, Role, StoredMessageKind } from "../protocol";
 import { SERVER_MESSAGE_KINDS } from "../protocol";
+import { MEDIA_SCHEMA } from "./media";
 import { MLS_SCHEMA } from "./mls-store";
 
 export const CONVERSATION_SCHEMA = [
@@ -33,6 +34,8 @@ export const CONVERSATION_SCHEMA = [
   // Section 10: "mls" conversations take only encrypted messages and commits (objects/mls-store.ts).
   `ALTER TABLE info ADD COLUMN encryption TEXT NOT NULL DEFAULT 'none';`,
   ...MLS_SCHEMA,
+  // Section 9: uploads and media of this conversation (objects/media.ts).
+  ...MEDIA_SCHEMA,
 ] as const;
 
 interface InfoRow extends Record<string, SqlStorageValue> {
