@@ -1,9 +1,9 @@
 /**
  * Media bodies on their way to R2 and back (CONTRACT.md section 9): streamed, never held
- * whole. An upload's body passes a guard that counts (and, for one-request uploads,
- * hashes) each chunk, then a FixedLengthStream, which gives the R2 binding the length it
- * needs for a stream; a body longer or shorter than declared errors the stream, so R2
- * stores nothing of it.
+ * whole. An upload's body is read in pieces that are counted (and, for one-request
+ * uploads, hashed) on the way, then passes a FixedLengthStream, which gives the R2 binding
+ * the length it needs for a stream; a body longer or shorter than declared errors the
+ * stream, so R2 stores nothing of it.
  */
 import { isInlineType } from "../../protocol";
 import { ApiError } from "../errors";
@@ -28,22 +28,37 @@ export interface GuardedBody {
 export function guardBody(body: ReadableStream<Uint8Array> | null, size: number, opts: { hash: boolean }): GuardedBody {
   const digest = opts.hash ? new crypto.DigestStream("SHA-256") : null;
   const writer = digest?.getWriter();
+  const reader = body?.getReader({ mode: "byob" }) ?? null;
   let seen = 0;
-  const guard = new TransformStream<Uint8Array, Uint8Array>({
-    async transform(chunk, controller) {
-      seen += chunk.byteLength;
-      if (seen > size) throw new Error(`body longer than the declared ${size} bytes`);
-      if (writer) await writer.write(chunk);
-      controller.enqueue(chunk);
+  // Request bodies arrive in chunks of about 4 KiB; handed on one by one, every stage after
+  // this (and R2) pays per chunk, and each leaves garbage behind. Read straight into pieces
+  // of PIECE_BYTES instead (BYOB, readAtLeast), upload throughput rises severalfold, and
+  // memory stays bounded by a few pieces in flight.
+  const pieces = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const left = size - seen;
+      if (left === 0) {
+        // One byte more would be one too many.
+        const extra = reader ? await reader.read(new Uint8Array(1)) : null;
+        if (extra && !extra.done) {
+          seen += 1;
+          throw new Error(`body longer than the declared ${size} bytes`);
+        }
+        await writer?.close();
+        controller.close();
+        return;
+      }
+      const want = Math.min(PIECE_BYTES, left);
+      const { value } = reader ? await reader.readAtLeast(want, new Uint8Array(want)) : { value: undefined };
+      seen += value?.byteLength ?? 0;
+      if (!value || value.byteLength < want) throw new Error(`body of ${seen} bytes, ${size} declared`);
+      if (writer) await writer.write(value);
+      controller.enqueue(value);
     },
-    async flush() {
-      if (seen !== size) throw new Error(`body of ${seen} bytes, ${size} declared`);
-      await writer?.close();
-    },
+    cancel: (reason) => reader?.cancel(reason),
   });
-  const source = body ?? new ReadableStream<Uint8Array>({ start: (c) => c.close() });
   return {
-    stream: source.pipeThrough(guard).pipeThrough(new FixedLengthStream(size)),
+    stream: pieces.pipeThrough(new FixedLengthStream(size)),
     seen: () => seen,
     sha256: async () => {
       if (!digest) throw new Error("not hashed");
@@ -51,6 +66,9 @@ export function guardBody(body: ReadableStream<Uint8Array> | null, size: number,
     },
   };
 }
+
+/** The size of the pieces an upload goes to R2 in. */
+const PIECE_BYTES = 1024 * 1024;
 
 /** The SHA-256 of a stream, read once. */
 export async function sha256Of(stream: ReadableStream<Uint8Array>): Promise<string> {
