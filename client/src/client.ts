@@ -11,6 +11,7 @@ import { OpenConversation } from "./conversation";
 import { Emitter } from "./emitter";
 import { ChatError } from "./errors";
 import { Http, type FetchLike } from "./http";
+import { encodeMediaContent, fetchMedia, mediaPath, uploadMedia, type MediaData } from "./media";
 import { Outbox } from "./outbox";
 import { CLOSE_UNAUTHORIZED, ReconnectingSocket, type ConnectionState, type WebSocketLike } from "./socket";
 import { MemoryStorage, type ChatStorage } from "./storage";
@@ -362,6 +363,43 @@ export class ChatClient extends Emitter<ChatEvents> {
     const acked = this.outbox.add(entry);
     this.emit("status", { conversation_id: conversationId, client_message_id: entry.client_message_id, status: "pending" });
     return this.decode(await acked);
+  }
+
+  /**
+   * Uploads a file (in one request up to 32 MiB, in parts beyond, up to the server's 100 MiB)
+   * and then sends a `kind:"media"` message naming it, through the outbox like `sendText`
+   * (same client_message_id on every retry). The upload itself is retried within this call
+   * but not across restarts: the SDK does not keep the bytes. `content` is the JSON
+   * `{"name"?,"caption"?}`, read back as `message.media`.
+   */
+  async sendMedia(conversationId: string, data: MediaData, options: { contentType?: string; name?: string; caption?: string } = {}): Promise<ChatMessage> {
+    if (this.codecFor(conversationId) !== plainCodec) throw encryptionUnavailable();
+    const contentType = options.contentType ?? (data instanceof Blob && data.type ? data.type : "application/octet-stream");
+    const media = await uploadMedia(this.http, conversationId, data, contentType);
+    const entry: OutboxEntry = {
+      client_message_id: newClientMessageId(),
+      conversation_id: conversationId,
+      kind: "media",
+      content: encodeMediaContent({ name: options.name, caption: options.caption }),
+      ...(options.caption ? { text: options.caption } : {}),
+      media_id: media.media_id,
+      encoded: true,
+      created_at: Date.now(),
+      attempts: 0,
+    };
+    const acked = this.outbox.add(entry);
+    this.emit("status", { conversation_id: conversationId, client_message_id: entry.client_message_id, status: "pending" });
+    return this.decode(await acked);
+  }
+
+  /** A media's bytes as a Blob of its type; members only. */
+  fetchMedia(conversationId: string, mediaId: string): Promise<Blob> {
+    return fetchMedia(this.http, conversationId, mediaId);
+  }
+
+  /** A media's URL; it needs the `authorization` header, so fetch it (`fetchMedia`) rather than put it in `<img src>`. */
+  mediaUrl(conversationId: string, mediaId: string): string {
+    return this.http.baseUrl + mediaPath(conversationId, mediaId);
   }
 
   /** Sends not yet acknowledged, oldest first. */

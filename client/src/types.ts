@@ -17,6 +17,8 @@ export interface ChatMessage extends Omit<Message, "kind"> {
   kind: MessageKind | (string & {});
   /** The plaintext of a text message (decrypted, in an encrypted conversation). */
   text?: string;
+  /** A media message's file name and caption, as the SDK sends them (`media_id` names the bytes). */
+  media?: { name?: string; caption?: string };
   edited_at?: number;
   deleted?: boolean;
   reactions?: Record<string, string[]>;
