@@ -370,7 +370,7 @@ export class ChatClient extends Emitter<ChatEvents> {
    * and then sends a `kind:"media"` message naming it, through the outbox like `sendText`
    * (same client_message_id on every retry). The upload itself is retried within this call
    * but not across restarts: the SDK does not keep the bytes. `content` is the JSON
-   * `{"name"?,"caption"?}`, read back as `message.media`.
+   * `{"name"?,"caption"?,"type"?}`, read back as `message.media`.
    */
   async sendMedia(conversationId: string, data: MediaData, options: { contentType?: string; name?: string; caption?: string } = {}): Promise<ChatMessage> {
     if (this.codecFor(conversationId) !== plainCodec) throw encryptionUnavailable();
@@ -380,8 +380,9 @@ export class ChatClient extends Emitter<ChatEvents> {
       client_message_id: newClientMessageId(),
       conversation_id: conversationId,
       kind: "media",
-      content: encodeMediaContent({ name: options.name, caption: options.caption }),
-      ...(options.caption ? { text: options.caption } : {}),
+      content: encodeMediaContent({ name: options.name, caption: options.caption, type: media.content_type }),
+      // What a pending row shows until the message is stored.
+      ...(options.caption || options.name ? { text: options.caption || options.name } : {}),
       media_id: media.media_id,
       encoded: true,
       created_at: Date.now(),

@@ -21,10 +21,12 @@ export interface UploadedMedia {
   sha256: string;
 }
 
-/** What the SDK puts in a media message's `content`: JSON, both fields optional. */
+/** What the SDK puts in a media message's `content`: JSON, every field optional. */
 export interface MediaContent {
   name?: string;
   caption?: string;
+  /** The media type, so a reader can choose how to show it before fetching the bytes. */
+  type?: string;
 }
 
 const sizeOf = (data: MediaData) => (data instanceof Blob ? data.size : data.byteLength);
@@ -101,15 +103,16 @@ export const mediaPath = (conversationId: string, mediaId: string) =>
 
 /** The content the SDK sends with a media message, and reads back (a plain string is taken as the caption). */
 export function encodeMediaContent(content: MediaContent): string {
-  return JSON.stringify({ ...(content.name ? { name: content.name } : {}), ...(content.caption ? { caption: content.caption } : {}) });
+  const fields = (["name", "caption", "type"] as const).filter((k) => content[k]).map((k) => [k, content[k]]);
+  return JSON.stringify(Object.fromEntries(fields));
 }
 
 export function decodeMediaContent(content: string): MediaContent {
   try {
     const parsed = JSON.parse(content) as unknown;
     if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
-      const { name, caption } = parsed as Record<string, unknown>;
-      return { ...(typeof name === "string" ? { name } : {}), ...(typeof caption === "string" ? { caption } : {}) };
+      const fields = parsed as Record<string, unknown>;
+      return Object.fromEntries((["name", "caption", "type"] as const).filter((k) => typeof fields[k] === "string").map((k) => [k, fields[k]]));
     }
   } catch {
     // another client's plain caption

@@ -18,7 +18,7 @@ export interface ChatMessage extends Omit<Message, "kind"> {
   /** The plaintext of a text message (decrypted, in an encrypted conversation). */
   text?: string;
   /** A media message's file name and caption, as the SDK sends them (`media_id` names the bytes). */
-  media?: { name?: string; caption?: string };
+  media?: { name?: string; caption?: string; type?: string };
   edited_at?: number;
   deleted?: boolean;
   reactions?: Record<string, string[]>;

@@ -43,7 +43,7 @@ describe("media through the SDK", () => {
 
     const photo = new Uint8Array(randomBytes(300_000));
     const sent = await alice.sendMedia(id, new Blob([photo], { type: "image/png" }), { name: "cat.png", caption: "look" });
-    expect(sent).toMatchObject({ kind: "media", seq: 1, media: { name: "cat.png", caption: "look" } });
+    expect(sent).toMatchObject({ kind: "media", seq: 1, media: { name: "cat.png", caption: "look", type: "image/png" } });
     expect(typeof sent.media_id).toBe("string");
     const pushed = await push.waitFor("/bob-media", 15_000);
     expect(pushed.payload).toEqual({ type: "message", conversation_id: id, seq: 1, kind: "media" });
@@ -61,7 +61,7 @@ describe("media through the SDK", () => {
     await bob.connect();
     const third = await alice.sendMedia(id, new Uint8Array([1, 2, 3]), { contentType: "application/pdf", name: "a.pdf" });
     await eventually(() => (seen.some((m) => m.seq === third.seq) ? true : undefined), 15_000, "the live media message at bob");
-    expect(seen.find((m) => m.seq === third.seq)).toMatchObject({ kind: "media", media_id: third.media_id, media: { name: "a.pdf" } });
+    expect(seen.find((m) => m.seq === third.seq)).toMatchObject({ kind: "media", media_id: third.media_id, media: { name: "a.pdf", type: "application/pdf" } });
     expect((await bob.history(id)).map((m) => [m.seq, m.kind, m.media_id])).toEqual([
       [1, "media", sent.media_id],
       [2, "media", big.media_id],
