@@ -121,6 +121,10 @@ describe("one-request uploads", () => {
     // No content-type: octet-stream. An ill-formed one: 400.
     const none = await fetchRaw("POST", `/conversations/${id}/media`, a, { body: new Uint8Array(3) });
     expect((await jsonOf(none)).content_type).toBe("application/octet-stream");
+    // An empty file is a file.
+    const empty = await upload(a, id, new Uint8Array(0), "text/plain");
+    expect(empty.json).toMatchObject({ size: 0, sha256: await sha256(new Uint8Array(0)) });
+    expect((await download(a, id, empty.json.media_id)).headers.get("content-length")).toBe("0");
     for (const bad of ["not a type", "text/", "text/html, image/png"]) expectError(await upload(a, id, new Uint8Array(3), bad), 400, "invalid_request");
   });
 

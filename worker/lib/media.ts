@@ -28,6 +28,8 @@ export interface GuardedBody {
 export function guardBody(body: ReadableStream<Uint8Array> | null, size: number, opts: { hash: boolean }): GuardedBody {
   const digest = opts.hash ? new crypto.DigestStream("SHA-256") : null;
   const writer = digest?.getWriter();
+  // A refused body leaves the hash unfinished: that is not an error of its own.
+  digest?.digest.catch(() => undefined);
   const reader = body?.getReader({ mode: "byob" }) ?? null;
   let seen = 0;
   // Request bodies arrive in chunks of about 4 KiB; handed on one by one, every stage after
