@@ -340,6 +340,20 @@ describe("media messages", () => {
     expectError(await sendMedia(a, id, orphan), 400, "invalid_request");
   });
 
+  it("in an encrypted (mls) conversation, an encrypted message carries the media_id (the file key inside it)", async () => {
+    const a = await user();
+    const res = await call("POST", "/conversations", { token: a.token, body: { type: "group", name: "secret", members: [], encryption: "mls" } });
+    const id = res.json.conversation_id as string;
+    const { media_id } = (await upload(a, id, randomBytes(64))).json;
+    expectError(await sendMedia(a, id, media_id), 400, "invalid_request"); // only kind "encrypted" here
+    const sent = await sendMedia(a, id, media_id, "enc-1", "encrypted");
+    expect(sent.status).toBe(201);
+    expect(sent.json).toMatchObject({ kind: "encrypted", media_id });
+    await runInDurableObject(stub(id), (_, state) => {
+      expect(state.storage.sql.exec("SELECT message_seq, expires_at FROM media").toArray()).toEqual([{ message_seq: sent.json.seq, expires_at: null }]);
+    });
+  });
+
   it("deleteMediaOfMessage erases the media of a deleted message", async () => {
     const a = await user();
     const id = await group(a, []);
