@@ -112,7 +112,14 @@ export class MediaLedger {
     );
     await this.host.wakeAt(expiresAt);
     if (!m) return ok({ key, r2UploadId: null });
-    const upload = await this.host.bucket.createMultipartUpload(key, { httpMetadata: { contentType: spec.contentType } });
+    let upload: R2MultipartUpload;
+    try {
+      upload = await this.host.bucket.createMultipartUpload(key, { httpMetadata: { contentType: spec.contentType } });
+    } catch (err) {
+      console.error(`R2 refused a multipart upload for ${spec.mediaId}`, err);
+      await this.doom("media_id = ?", spec.mediaId);
+      return fail("internal", "could not begin the upload; try again");
+    }
     this.sql.exec("UPDATE media SET r2_upload_id = ? WHERE media_id = ?", upload.uploadId, spec.mediaId);
     return ok({ key, r2UploadId: upload.uploadId });
   }
