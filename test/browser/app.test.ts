@@ -358,6 +358,8 @@ describe.skipIf(!existsSync(CHROMIUM))("web app in Chromium", () => {
     const { readFileSync } = await import("node:fs");
     expect(readFileSync(await download.path())).toEqual(pdf);
     await until("alice's uploads done", async () => (await alice.getByTestId("upload").count()) === 0);
+    // The list's preview names the file.
+    await until("the list preview", async () => (await alice.getByTestId("conversation-item").filter({ hasText: "📎 notes.pdf" }).count()) === 1);
   });
 
   it("says a media message's push is an attachment (service worker)", async () => {
