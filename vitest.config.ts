@@ -16,6 +16,10 @@ export default defineConfig({
                 MAX_SOCKETS_PER_USER: "4",
                 MAX_CONVERSATION_SOCKETS_PER_USER: "6",
                 CALL_RING_TIMEOUT_SECONDS: "2",
+                // Media (test/workers/media.test.ts): small limits, R2's smallest parts.
+                MAX_MEDIA_SINGLE_BYTES: "1048576",
+                MAX_MEDIA_BYTES: "12582912",
+                MEDIA_PART_BYTES: "5242880",
                 TEST_MIGRATIONS: await readD1Migrations("./schema/migrations"),
               },
             },

@@ -8,6 +8,7 @@
  */
 import type { Conversation as ConversationShape, Encryption, FeedEvent, Member, Message, ReceiptKind, Role, StoredMessageKind } from "../protocol";
 import { SERVER_MESSAGE_KINDS } from "../protocol";
+import { MEDIA_SCHEMA } from "./media";
 import { MLS_SCHEMA } from "./mls-store";
 
 export const CONVERSATION_SCHEMA = [
@@ -48,6 +49,8 @@ export const CONVERSATION_SCHEMA = [
    CREATE TABLE segment_scrubs (first_seq INTEGER PRIMARY KEY, version INTEGER NOT NULL);
    CREATE TABLE segment_attempts (first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, key TEXT NOT NULL);
    CREATE INDEX feed_joined ON feed (id) WHERE type = 'joined';`,
+  // Section 9: uploads and media of this conversation (objects/media.ts).
+  ...MEDIA_SCHEMA,
 ] as const;
 
 interface InfoRow extends Record<string, SqlStorageValue> {

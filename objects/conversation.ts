@@ -13,6 +13,7 @@ import {
   type CommitInput,
   type Conversation as ConversationShape,
   type Encryption,
+  type MediaInfo,
   type Message,
   type Outcome,
   type ReceiptKind,
@@ -25,6 +26,7 @@ import { CallSignals, RING_TIMEOUT_MS } from "./calls";
 import { takeFrom, type Bucket } from "./rate-limit";
 import { ConversationStore, CONVERSATION_SCHEMA } from "./conversation-store";
 import { MlsStore, type CommitFacts } from "./mls-store";
+import { MediaLedger, type BeginSpec, type Completion, type PartTarget } from "./media";
 import { deviceIdentity } from "../mls/adapter";
 import { directory, forgetMember, liveDevicesOf, recordConversation, recordMembers, unknownUsers } from "./directory";
 import { FanOut } from "./fanout";
@@ -82,6 +84,8 @@ export class Conversation extends DurableObject<Env> {
   private readonly calls: CallSignals;
   private readonly mls: MlsStore;
   private readonly tiers: HistoryTiers;
+  /** Section 9; `this.media.deleteMediaOfMessage(seq)` erases a deleted message's media (section 13). */
+  private readonly media: MediaLedger;
   private readonly limits = limits(this.env as unknown as Record<string, unknown>);
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -91,6 +95,12 @@ export class Conversation extends DurableObject<Env> {
     this.presence = new PresenceWatch(ctx.storage.sql, env);
     this.mls = new MlsStore(ctx.storage.sql);
     this.tiers = new HistoryTiers(ctx, env.MEDIA, this.store, { hot: this.limits.hotMessages, segment: this.limits.historySegmentMessages });
+    this.media = new MediaLedger(ctx.storage.sql, {
+      conversationId: () => this.store.info()!.id,
+      bucket: env.MEDIA,
+      ttlMs: this.limits.mediaUploadTtlSeconds * 1000,
+      wakeAt: (at) => this.fanout.wakeAt(at),
+    });
     this.calls = new CallSignals(ctx.storage, {
       conversationId: () => this.store.info()!.id,
       activeMembers: () => this.store.activeMembers().map((m) => m.user_id),
@@ -304,6 +314,8 @@ export class Conversation extends DurableObject<Env> {
     }
     const original = await this.tiers.byClientId(caller.userId, input.client_message_id);
     if (original) return ok(original, false);
+    const early = input.media_id === undefined ? null : this.media.refusal(input.media_id);
+    if (early) return early;
     const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(caller.userId));
     const token = await inbox.takeSendToken();
     if (!token.ok) return fail("rate_limited", "too many messages; slow down", token.retryAfterSeconds);
@@ -313,8 +325,11 @@ export class Conversation extends DurableObject<Env> {
     // Checked after the last await, so no commit can slip in between the check and the append.
     const stale = this.store.info()!.encryption === "mls" ? this.mls.checkApplicationMessage(this.store.info()!.id, input.content) : null;
     if (stale) return stale;
-    const message = this.ctx.storage.transactionSync(() =>
-      this.store.appendMessage({
+    // Judged again with no await before the write: the media may have been taken or swept meanwhile.
+    const refused = input.media_id === undefined ? null : this.media.refusal(input.media_id);
+    if (refused) return refused;
+    const message = this.ctx.storage.transactionSync(() => {
+      const stored = this.store.appendMessage({
         message_id: newId("m"),
         sender_id: caller.userId,
         sender_device_id: caller.deviceId,
@@ -323,8 +338,10 @@ export class Conversation extends DurableObject<Env> {
         content: input.content,
         ...(input.media_id ? { media_id: input.media_id } : {}),
         created_at: Date.now(),
-      }),
-    );
+      });
+      if (input.media_id !== undefined) this.media.attach(input.media_id, stored.seq);
+      return stored;
+    });
     await this.fanout.kick();
     return ok(message, true);
   }
@@ -377,9 +394,7 @@ export class Conversation extends DurableObject<Env> {
     });
     this.broadcast({ type: "message_updated", message: next });
     await this.fanout.kick();
-    if (next.deleted && current.media_id) {
-      // TODO(media): delete media (current.media_id)
-    }
+    if (next.deleted && current.media_id) await this.media.deleteMediaOfMessage(seq);
     if (next.deleted) {
       // The overlay already hides the content; this erases it from the segment, or the alarm retries.
       const erase = archived ? this.tiers.scrubPending() : this.tiers.forgetAttemptFor(seq);
@@ -464,6 +479,40 @@ export class Conversation extends DurableObject<Env> {
     if (this.store.info()!.encryption !== "mls") return fail("not_found", 'not an "mls" conversation');
     const found = this.mls.groupInfo(epoch ?? this.mls.currentEpoch());
     return found ? ok(found) : fail("not_found", epoch === null ? "no commit yet: the group is at epoch 0" : `no group info for epoch ${epoch}`);
+  }
+
+  // ---- media (section 9): the Worker streams the bytes to R2, objects/media.ts keeps the records ----
+
+  async mediaBegin(caller: Caller, spec: BeginSpec): Promise<Outcome<{ key: string; r2UploadId: string | null }>> {
+    return this.checkMember(caller.userId) ?? this.media.begin(caller, spec);
+  }
+
+  async mediaUploaded(caller: Caller, mediaId: string, sha256: string): Promise<Outcome<MediaInfo>> {
+    return this.checkMember(caller.userId) ?? this.media.uploaded(caller, mediaId, sha256);
+  }
+
+  async mediaDiscard(caller: Caller, mediaId: string): Promise<void> {
+    if (this.store.info()) await this.media.discard(caller, mediaId);
+  }
+
+  async mediaPartTarget(caller: Caller, uploadId: string, part: number): Promise<Outcome<PartTarget>> {
+    return this.checkMember(caller.userId) ?? this.media.partTarget(caller, uploadId, part);
+  }
+
+  async mediaPartStored(caller: Caller, uploadId: string, part: number, etag: string): Promise<Outcome<null>> {
+    return this.checkMember(caller.userId) ?? this.media.partStored(caller, uploadId, part, etag);
+  }
+
+  async mediaCompletion(caller: Caller, uploadId: string): Promise<Outcome<Completion>> {
+    return this.checkMember(caller.userId) ?? this.media.completion(caller, uploadId);
+  }
+
+  async mediaCompleted(caller: Caller, uploadId: string, sha256: string): Promise<Outcome<MediaInfo>> {
+    return this.checkMember(caller.userId) ?? this.media.completed(caller, uploadId, sha256);
+  }
+
+  async mediaAbort(caller: Caller, uploadId: string): Promise<Outcome<null>> {
+    return this.checkMember(caller.userId) ?? this.media.abort(caller, uploadId);
   }
 
   private checkMember(userId: string) {
@@ -618,7 +667,8 @@ export class Conversation extends DurableObject<Env> {
       }
     }
     const nextCall = await this.calls.onAlarm(now);
-    const next = [nextCall, this.nextTypingExpiry(), firstExpiry(this.ctx.getWebSockets())].filter((t): t is number => t !== null);
+    const nextMedia = await this.media.sweep(now);
+    const next = [nextCall, nextMedia, this.nextTypingExpiry(), firstExpiry(this.ctx.getWebSockets())].filter((t): t is number => t !== null);
     await this.fanout.onAlarm(next.length ? Math.min(...next) : null);
     // After the drain: only messages no inbox is still owed an event about may move to R2.
     const tiersAgain = await this.tiers.onAlarm();

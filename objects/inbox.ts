@@ -378,7 +378,8 @@ export class Inbox extends DurableObject<Env> {
         .filter((ws) => ws.readyState === WebSocket.OPEN)
         .map((ws) => (ws.deserializeAttachment() as SocketIdentity).deviceId),
     );
-    return this.subscriptions.jobsFor(userId, online, { type: "message", conversation_id: newest.conversation_id, seq: newest.seq });
+    const media = newest.kind === "media" ? { kind: "media" as const } : {};
+    return this.subscriptions.jobsFor(userId, online, { type: "message", conversation_id: newest.conversation_id, seq: newest.seq, ...media });
   }
 
   private replay(ws: WebSocket, since: number): void {

@@ -34,7 +34,8 @@ export interface PushJob {
   userId: string;
   deviceId: string;
   subscription: PushSubscriptionBody;
-  payload: { type: "message"; conversation_id: string; seq: number } | { type: "call"; conversation_id: string; call_id: string };
+  /** `kind: "media"` for media messages only (the app says "sent a file"); never the content. */
+  payload: { type: "message"; conversation_id: string; seq: number; kind?: "media" } | { type: "call"; conversation_id: string; call_id: string };
 }
 
 interface Row extends Record<string, SqlStorageValue> {

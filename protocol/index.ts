@@ -6,6 +6,7 @@
 import { z } from "zod";
 
 export * from "./errors";
+export * from "./media";
 
 /** The kinds a client may send. */
 export const MESSAGE_KINDS = ["text", "media", "encrypted"] as const;

@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import type { Presence } from "../objects/presence";
-import type { Conversation, ConversationSummary, ErrorCode, Member, Message } from "./index";
+import type { Conversation, ConversationSummary, ErrorCode, MediaInfo, Member, Message, UploadStarted } from "./index";
 import { ENCRYPTIONS, ERROR_STATUS, STORED_MESSAGE_KINDS } from "./index";
 
 const seq = z.number().int().nonnegative();
@@ -100,6 +100,22 @@ export const ClaimedKeyPackages = z.object({
 export const CommitAccepted = z.object({ epoch: z.number().int().nonnegative().describe("the epoch the commit made"), seq });
 export const GroupInfoSchema = z.object({ epoch: z.number().int().nonnegative(), group_info: z.string().describe("base64url MLSMessage holding the epoch's GroupInfo") });
 
+export const MediaSchema = z
+  .object({
+    media_id: z.string(),
+    size: z.number().int().nonnegative(),
+    content_type: z.string(),
+    sha256: z.string().describe("lowercase hex SHA-256 of the stored bytes"),
+  })
+  .meta({ id: "Media" });
+export const UploadStartedSchema = z.object({
+  upload_id: z.string(),
+  media_id: z.string(),
+  part_size: z.number().int().positive().describe("every part's size but the last's"),
+  part_count: z.number().int().positive(),
+});
+export const PartStored = z.object({ part: z.number().int().positive() });
+
 /** The body of every non-2xx answer (CONTRACT.md section 1). */
 export const ErrorResponse = z
   .object({
@@ -120,4 +136,6 @@ export type SchemasMatchInterfaces = [
   Expect<Same<z.infer<typeof ConversationSchema>, Conversation>>,
   Expect<Same<z.infer<typeof ConversationSummarySchema>, ConversationSummary>>,
   Expect<Same<z.infer<typeof PresenceSchema>, Presence>>,
+  Expect<Same<z.infer<typeof MediaSchema>, MediaInfo>>,
+  Expect<Same<z.infer<typeof UploadStartedSchema>, UploadStarted>>,
 ];

@@ -12,6 +12,7 @@ import { Emitter } from "./emitter";
 import { ChatError } from "./errors";
 import { Http, type FetchLike } from "./http";
 import { MlsLayer } from "./mls/layer";
+import { encodeMediaContent, fetchMedia, mediaPath, openMedia, sealMedia, uploadMedia, type MediaData, type SealedMediaContent } from "./media";
 import { Outbox } from "./outbox";
 import { CLOSE_UNAUTHORIZED, ReconnectingSocket, type ConnectionState, type WebSocketLike } from "./socket";
 import { MemoryStorage, type ChatStorage } from "./storage";
@@ -475,6 +476,53 @@ export class ChatClient extends Emitter<ChatEvents> {
     else await this.http.request("PUT", `${messagePath(conversationId, seq)}/reaction`, { reaction });
   }
 
+  /**
+   * Uploads a file (in one request up to 32 MiB, in parts beyond, up to the server's 100 MiB)
+   * and then sends a `kind:"media"` message naming it, through the outbox like `sendText`
+   * (same client_message_id on every retry). The upload itself is retried within this call
+   * but not across restarts: the SDK does not keep the bytes. `content` is the JSON
+   * `{"name"?,"caption"?,"type"?}`, read back as `message.media`.
+   */
+  async sendMedia(conversationId: string, data: MediaData, options: { contentType?: string; name?: string; caption?: string } = {}): Promise<ChatMessage> {
+    const contentType = options.contentType ?? (data instanceof Blob && data.type ? data.type : "application/octet-stream");
+    if (!this.codecs.has(conversationId) && !(await this.mls.hasGroup(conversationId))) await this.getConversation(conversationId);
+    const encrypted = this.codecFor(conversationId) !== plainCodec || (await this.mls.hasGroup(conversationId));
+    const details = { name: options.name, caption: options.caption, type: contentType };
+    // Encrypted: the server stores ciphertext only; the key goes inside the PrivateMessage.
+    const sealed = encrypted ? await sealMedia(data, details) : null;
+    const media = sealed
+      ? await uploadMedia(this.http, conversationId, sealed.sealed, "application/octet-stream")
+      : await uploadMedia(this.http, conversationId, data, contentType);
+    const entry: OutboxEntry = {
+      client_message_id: newClientMessageId(),
+      conversation_id: conversationId,
+      kind: sealed ? "encrypted" : "media",
+      content: sealed ? "" : encodeMediaContent({ ...details, type: media.content_type }),
+      // What a pending row shows until the message is stored.
+      ...(options.caption || options.name ? { text: options.caption || options.name } : {}),
+      media_id: media.media_id,
+      ...(sealed ? { sealed: sealed.media } : {}),
+      encoded: !sealed,
+      created_at: Date.now(),
+      attempts: 0,
+    };
+    const acked = this.outbox.add(entry);
+    this.emit("status", { conversation_id: conversationId, client_message_id: entry.client_message_id, status: "pending" });
+    return this.decode(await acked);
+  }
+
+  /** A media's bytes as a Blob of its type; members only. */
+  async fetchMedia(conversationId: string, mediaId: string, media?: ChatMessage["media"]): Promise<Blob> {
+    const blob = await fetchMedia(this.http, conversationId, mediaId);
+    // An encrypted conversation's file: decrypted with the key its message carried.
+    return media?.key && media.iv && media.sha256 ? openMedia(blob, media as SealedMediaContent) : blob;
+  }
+
+  /** A media's URL; it needs the `authorization` header, so fetch it (`fetchMedia`) rather than put it in `<img src>`. */
+  mediaUrl(conversationId: string, mediaId: string): string {
+    return this.http.baseUrl + mediaPath(conversationId, mediaId);
+  }
+
   /** Sends not yet acknowledged, oldest first. */
   pending(conversationId?: string): OutboxEntry[] {
     return this.outbox.pending(conversationId);
@@ -605,7 +653,9 @@ export class ChatClient extends Emitter<ChatEvents> {
         if (this.device.state !== "connected" || entry.attempts >= 3) await this.mls.joinExternally(entry.conversation_id, { resync: true });
       }
       const codec = this.codecFor(entry.conversation_id) === plainCodec && (await this.mls.hasGroup(entry.conversation_id)) ? this.mlsCodec_ : this.codecFor(entry.conversation_id);
-      const encoded = await codec.encodeText(entry.conversation_id, entry.text ?? "", entry.client_message_id);
+      const encoded = entry.sealed
+        ? await this.mls.encodeMedia(entry.conversation_id, entry.sealed, entry.client_message_id)
+        : await codec.encodeText(entry.conversation_id, entry.text ?? "", entry.client_message_id);
       this.outbox.update(entry, { kind: encoded.kind, content: encoded.content, encoded: true });
     }
     try {

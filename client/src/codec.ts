@@ -7,6 +7,7 @@
 import { ChatError } from "./errors";
 import type { MessageKind } from "../../protocol";
 import type { MlsLayer } from "./mls/layer";
+import { decodeMediaContent } from "./media";
 import type { ChatMessage } from "./types";
 
 export interface Encoded {
@@ -29,7 +30,10 @@ export const plainCodec: ConversationCodec = {
     return { kind: "text", content: text };
   },
   async decode(message) {
-    return message.kind === "text" && !message.deleted ? { ...message, text: message.content } : message;
+    if (message.deleted) return message;
+    if (message.kind === "text") return { ...message, text: message.content };
+    if (message.kind === "media") return { ...message, media: decodeMediaContent(message.content) };
+    return message;
   },
 };
 

@@ -68,14 +68,43 @@ export class Http {
       if (json === undefined) throw new ChatError("network", `${method} ${path}: ${res.status} without a readable body`, 0);
       return json as T;
     }
-    const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
-    const retryAfter = Number(res.headers.get("retry-after") ?? NaN);
-    throw new ChatError(
-      error?.code ?? (res.status >= 500 ? "internal" : "invalid_request"),
-      error?.message ?? `${method} ${path} answered ${res.status}`,
-      res.status,
-      Number.isFinite(retryAfter) ? retryAfter : undefined,
-      json,
-    );
+    throw failure(method, path, res, json);
   }
+
+  /**
+   * A request whose body or answer is not JSON (media bytes), authenticated the same way;
+   * a non-2xx answer is thrown as a ChatError, a 2xx one returned unread.
+   */
+  async raw(method: string, path: string, init: { body?: BodyInit; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<Response> {
+    const headers: Record<string, string> = { ...init.headers };
+    const token = this.options.token?.();
+    if (token) headers.authorization = `Bearer ${token}`;
+    let res: Response;
+    try {
+      res = await this.fetchImpl(this.baseUrl + path, { method, headers, body: init.body, signal: AbortSignal.timeout(init.timeoutMs ?? this.options.timeoutMs ?? 30_000) });
+    } catch (err) {
+      throw new ChatError("network", `${method} ${path}: ${(err as Error).message ?? String(err)}`);
+    }
+    if (res.ok) return res;
+    let json: unknown = undefined;
+    try {
+      json = JSON.parse(await res.text());
+    } catch {
+      // not the contract's error body: reported by status
+    }
+    throw failure(method, path, res, json);
+  }
+}
+
+/** A non-2xx answer as a ChatError with the contract's code. */
+function failure(method: string, path: string, res: Response, json: unknown): ChatError {
+  const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+  const retryAfter = Number(res.headers.get("retry-after") ?? NaN);
+  return new ChatError(
+    error?.code ?? (res.status >= 500 ? "internal" : "invalid_request"),
+    error?.message ?? `${method} ${path} answered ${res.status}`,
+    res.status,
+    Number.isFinite(retryAfter) ? retryAfter : undefined,
+    json,
+  );
 }

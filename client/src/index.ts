@@ -6,6 +6,8 @@ export type { CallAction, CallEndReason, CallEvents, CallFrame, CallState } from
 export { OpenConversation } from "./conversation";
 export type { OpenConversationEvents } from "./conversation";
 export { ChatError } from "./errors";
+export { decodeMediaContent } from "./media";
+export type { MediaContent, MediaData, UploadedMedia } from "./media";
 export type { ErrorCode } from "./errors";
 export { MemoryStorage, IndexedDBStorage } from "./storage";
 export type { ChatStorage } from "./storage";

@@ -18,6 +18,12 @@ export interface ChatMessage extends Omit<Message, "kind"> {
   /** The plaintext of a text message (decrypted, in an encrypted conversation). */
   text?: string;
   // edited_at, deleted (content "" and no `text`) and reactions come with Message (section 13).
+  /**
+   * A media message's file name and caption, as the SDK sends them (`media_id` names the bytes);
+   * in an encrypted conversation also the file key (`key`, `iv`, `sha256`, `size`), which
+   * `fetchMedia(conversationId, mediaId, message.media)` uses to decrypt.
+   */
+  media?: { name?: string; caption?: string; type?: string; key?: string; iv?: string; sha256?: string; size?: number };
 }
 
 export interface User {
@@ -45,6 +51,8 @@ export interface OutboxEntry {
   /** The plaintext, for showing the pending message. */
   text?: string;
   media_id?: string;
+  /** An encrypted conversation's media message: what its PrivateMessage will carry. */
+  sealed?: import("./media").SealedMediaContent;
   /** Whether `kind`/`content` are final (encrypted, in an encrypted conversation). */
   encoded: boolean;
   created_at: number;

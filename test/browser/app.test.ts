@@ -372,6 +372,36 @@ describe.skipIf(!existsSync(CHROMIUM))("web app in Chromium", () => {
     await until("the badge cleared", async () => (await group.getByTestId("unread-badge").count()) === 0);
   });
 
+  it("sends a photo and a file: the other side sees the image and downloads the file (section 9)", async () => {
+    await alice.goto(`/c/${encodeURIComponent(directId)}`);
+    await bob.goto(`/c/${encodeURIComponent(directId)}`);
+    await alice.getByTestId("composer").waitFor();
+    const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==", "base64");
+    await alice.getByTestId("attach-input").setInputFiles({ name: "dot.png", mimeType: "image/png", buffer: png });
+    // Fetched with the token into a blob URL, and decoded: a real image on both screens.
+    for (const page of [alice, bob]) {
+      await until("the image shown", () =>
+        page.getByTestId("message-image").evaluateAll((imgs) => imgs.some((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth === 1)),
+      );
+    }
+    const pdf = Buffer.from("%PDF-1.4\n% edge-chat media test\n");
+    await alice.getByTestId("attach-input").setInputFiles({ name: "notes.pdf", mimeType: "application/pdf", buffer: pdf });
+    const link = bob.getByTestId("message-file").filter({ hasText: "notes.pdf" });
+    await until("the file's link at bob", async () => (await link.count()) === 1);
+    const [download] = await Promise.all([bob.waitForEvent("download"), link.click()]);
+    expect(download.suggestedFilename()).toBe("notes.pdf");
+    const { readFileSync } = await import("node:fs");
+    expect(readFileSync(await download.path())).toEqual(pdf);
+    await until("alice's uploads done", async () => (await alice.getByTestId("upload").count()) === 0);
+    // The list's preview names the file.
+    await until("the list preview", async () => (await alice.getByTestId("conversation-item").filter({ hasText: "📎 notes.pdf" }).count()) === 1);
+  });
+
+  it("says a media message's push is an attachment (service worker)", async () => {
+    const notifications = await notificationsForPush(browser, server.baseUrl, { type: "message", conversation_id: directId, seq: 8, kind: "media" });
+    expect(notifications).toEqual([{ title: "📎 New attachment", tag: directId, body: "Open edge-chat to see it.", data: { url: `/c/${encodeURIComponent(directId)}` } }]);
+  });
+
   it("shows a Web Push as a notification naming the conversation (service worker)", async () => {
     const notifications = await notificationsForPush(browser, server.baseUrl, { type: "message", conversation_id: directId, seq: 7 });
     expect(notifications).toEqual([{ title: "New message", tag: directId, body: "Open edge-chat to read it.", data: { url: `/c/${encodeURIComponent(directId)}` } }]);
@@ -379,8 +409,8 @@ describe.skipIf(!existsSync(CHROMIUM))("web app in Chromium", () => {
 
   it("has the section 16 controls and no page errors", async () => {
     for (const id of ["composer", "send-button", "attach-input", "new-direct"]) expect(await alice.getByTestId(id).count(), id).toBe(1);
-    // Media upload is not built server-side yet: the input is there, and disabled.
-    expect(await alice.getByTestId("attach-input").isDisabled()).toBe(true);
+    // Media (section 9): the input takes files.
+    expect(await alice.getByTestId("attach-input").isDisabled()).toBe(false);
     expect(await alice.getByTestId("attach-input").getAttribute("type")).toBe("file");
     // The composer and the controls are labelled for screen readers.
     expect(await alice.getByLabel("Message", { exact: true }).count()).toBe(1);

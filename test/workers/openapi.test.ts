@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { PushSubscriptionBody } from "../../objects/push-subscriptions";
-import { AddMembersBody, CreateConversationBody, ERROR_STATUS, LoginBody, MarkerBody, RegisterBody, SendBody } from "../../protocol";
+import { AddMembersBody, BeginUploadBody, CreateConversationBody, ERROR_STATUS, LoginBody, MarkerBody, RegisterBody, SendBody } from "../../protocol";
 import { app } from "../../worker/app";
 import { eventually } from "./api-helpers";
 import { call, group, register, send } from "./helpers";
@@ -124,6 +124,7 @@ describe("GET /v1/openapi.json", () => {
       ["post", "/v1/conversations/{id}/read", MarkerBody],
       ["post", "/v1/conversations/{id}/delivered", MarkerBody],
       ["post", "/v1/push/subscriptions", PushSubscriptionBody],
+      ["post", "/v1/conversations/{id}/media/uploads", BeginUploadBody],
     ];
     for (const [method, path, schema] of bodies) {
       const body = deref(doc.paths[path]?.[method]?.requestBody);
@@ -137,6 +138,12 @@ describe("GET /v1/openapi.json", () => {
     // And a field's constraints come along.
     const register = deref(deref(doc.paths["/v1/auth/register"].post.requestBody).content["application/json"].schema);
     expect(register.properties.handle.pattern).toBe("^[a-z0-9_]{3,32}$");
+    // Raw media bodies are documented as binary of any type, with their required content-length.
+    for (const [method, path] of [["post", "/v1/conversations/{id}/media"], ["put", "/v1/conversations/{id}/media/uploads/{upload_id}/parts/{n}"]] as const) {
+      const op = doc.paths[path][method];
+      expect.soft(deref(op.requestBody).content["*/*"].schema, path).toMatchObject({ type: "string", format: "binary" });
+      expect.soft(op.parameters.map(deref), path).toContainEqual(expect.objectContaining({ in: "header", name: "content-length", required: true }));
+    }
   });
 
   it("documents query parameters from the query schemas", () => {

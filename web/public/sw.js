@@ -22,8 +22,10 @@ self.addEventListener("push", (event) => {
       if (windows.some((w) => w.visibilityState === "visible" && w.focused)) return;
       // A call rings (CONTRACT.md section 11): {"type":"call","conversation_id","call_id"}.
       const call = data.type === "call";
-      await self.registration.showNotification(call ? "Incoming call" : "New message", {
-        body: call ? "Open edge-chat to answer." : "Open edge-chat to read it.",
+      // A media message's push says so ({"kind":"media"}), still without its content or type.
+      const media = data.kind === "media";
+      await self.registration.showNotification(call ? "Incoming call" : media ? "📎 New attachment" : "New message", {
+        body: call ? "Open edge-chat to answer." : media ? "Open edge-chat to see it." : "Open edge-chat to read it.",
         icon: "/icon.svg",
         badge: "/icon.svg",
         // One notification per conversation: a repeat (pushes are at least once) replaces it.

@@ -6,6 +6,7 @@ import { clock, dayLabel, lastSeen, sameDay } from "./format";
 import type { PendingSend } from "./model";
 import { CallButtons, CallEntry } from "./call";
 import { EncryptionLock } from "./security";
+import { MediaBody, UploadRows } from "./media";
 import { Avatar, Icon, Ticks, useModel } from "./ui";
 
 /** Unsent drafts per conversation, for the session. */
@@ -128,6 +129,7 @@ export function ChatView(props: { id: string; onBack: () => void }) {
         {pending.map((p) => (
           <PendingRow key={p.client_message_id} p={p} />
         ))}
+        <UploadRows id={id} />
       </div>
       {typing.length > 0 && (
         <div class="typing" data-testid="typing-indicator" role="status" aria-live="polite">
@@ -168,7 +170,7 @@ function MessageRow(props: { m: ChatMessage; mine: boolean; group: boolean; grou
   const { m, mine } = props;
   const status = mine ? model.statusOf(m) : undefined;
   const sender = mine ? "You" : model.nameOf(m.sender_id);
-  const body = m.deleted ? "Message deleted" : m.kind === "text" ? (m.text ?? m.content) : m.kind === "media" ? "📎 Attachment" : m.kind === "call" ? "📞 Call" : (m.text ?? "🔒 Encrypted message");
+  const body = m.deleted ? "Message deleted" : m.kind === "text" ? (m.text ?? m.content) : m.kind === "media" || (m.kind === "encrypted" && m.media) ? <MediaBody m={m} /> : m.kind === "call" ? "📞 Call" : (m.text ?? "🔒 Encrypted message");
   return (
     <div
       class={`msg ${mine ? "mine" : "theirs"} ${props.grouped ? "grouped" : ""} ${m.deleted ? "deleted" : ""}`}
@@ -256,7 +258,7 @@ function PendingRow(props: { p: PendingSend }) {
       <div class="bubble">
         <span class="sr-only">You: </span>
         <span class="text" data-testid="message-text">
-          {p.text ?? ""}
+          {p.kind === "media" ? `📎 ${p.text ?? "Attachment"}` : (p.text ?? "")}
         </span>
         <span class="meta">
           <time dateTime={new Date(p.created_at).toISOString()}>{clock(p.created_at)}</time>
@@ -298,9 +300,19 @@ function Composer(props: { id: string; inputRef: { current: HTMLTextAreaElement 
         submit();
       }}
     >
-      <label class="icon-button attach" title="Attachments are coming soon" aria-label="Attach a file (coming soon)">
+      <label class="icon-button attach" title="Attach a photo or file (up to 100 MB)">
         <Icon name="clip" />
-        <input type="file" data-testid="attach-input" disabled aria-disabled="true" aria-label="Attach a file (coming soon)" class="sr-only" />
+        <input
+          type="file"
+          data-testid="attach-input"
+          aria-label="Attach a photo or file"
+          class="sr-only"
+          onChange={(e) => {
+            const input = e.currentTarget;
+            for (const file of Array.from(input.files ?? [])) model.media.send(props.id, file);
+            input.value = "";
+          }}
+        />
       </label>
       <label for="composer-input" class="sr-only">
         Message

@@ -6,6 +6,7 @@
  * Everything goes through the SDK (`@edge-chat/sdk`, client/src): the app makes no request
  * of its own.
  */
+import { MediaState } from "./media-state";
 import {
   type Call,
   type CallEndReason,
@@ -197,6 +198,7 @@ export class AppModel {
     this.typing.clear();
     this.readSent.clear();
     this.openId = null;
+    this.media.clear();
   }
 
   private detach(): void {
@@ -705,6 +707,9 @@ export class AppModel {
       this.notice("Could not change the message");
     });
   }
+
+  /** Files being uploaded and sent (media.ts shows them), and the blob URLs of media fetched. */
+  readonly media = new MediaState(() => this.need(), () => this.changed());
 
   /** Drops a failed send from view. */
   dismiss(clientMessageId: string): void {

@@ -1,7 +1,7 @@
 /** The left pane: who you are, new chats and groups, notifications, the conversation list. */
 import type { ComponentChildren, Ref } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
-import type { ConversationSummary } from "@edge-chat/sdk";
+import { decodeMediaContent, type ConversationSummary } from "@edge-chat/sdk";
 import { callLabel, shortWhen } from "./format";
 import { describeError } from "./model";
 import { currentPushState, disablePush, enablePush, type PushState } from "./push";
@@ -300,10 +300,13 @@ function ConversationItem(props: { c: ConversationSummary; open: boolean; onOpen
   );
 }
 
-function previewText(m: { kind: string; text?: string; content?: string; deleted?: boolean }): string {
+function previewText(m: { kind: string; text?: string; content?: string; deleted?: boolean; media?: { type?: string; caption?: string; name?: string } }): string {
   if (m.deleted) return "Message deleted";
   if (m.kind === "text") return m.text ?? "";
-  if (m.kind === "media") return "📎 Attachment";
+  if (m.kind === "media" || m.media) {
+    const media = m.media ?? decodeMediaContent(m.content ?? "");
+    return media.type?.startsWith("image/") ? `📷 ${media.caption ?? "Photo"}` : `📎 ${media.caption ?? media.name ?? "Attachment"}`;
+  }
   if (m.kind === "encrypted") return m.text ?? "🔒 Encrypted message";
   if (m.kind === "call") return callLabel(m.content);
   return "";

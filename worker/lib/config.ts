@@ -7,6 +7,12 @@ export interface Limits {
   maxGroupMembers: number;
   sendRatePerMinute: number;
   maxMediaBytes: number;
+  /** One-request media uploads (section 9); larger files go in parts. */
+  maxMediaSingleBytes: number;
+  /** The part size of multipart uploads: R2 wants every part but the last the same size, at least 5 MiB. */
+  mediaPartBytes: number;
+  /** An upload not completed, or media no message references, this long after upload is deleted. */
+  mediaUploadTtlSeconds: number;
   tokenTtlSeconds: number;
   /** Open device sockets per user, and open sockets per user on one conversation. */
   maxSocketsPerUser: number;
@@ -44,6 +50,9 @@ export interface Limits {
   historySegmentMessages: number;
 }
 
+/** R2 refuses to complete a multipart upload whose parts (but the last) are smaller. */
+export const R2_MIN_PART_BYTES = 5 * 1024 * 1024;
+
 const int = (value: string | undefined, fallback: number): number => {
   const n = Number(value);
   return Number.isFinite(n) && n > 0 ? Math.floor(n) : fallback;
@@ -57,6 +66,9 @@ export function limits(env: Partial<Record<string, unknown>>): Limits {
     maxGroupMembers: int(s("MAX_GROUP_MEMBERS"), 256),
     sendRatePerMinute: int(s("SEND_RATE_PER_MINUTE"), 100),
     maxMediaBytes: int(s("MAX_MEDIA_BYTES"), 100 * 1024 * 1024),
+    maxMediaSingleBytes: int(s("MAX_MEDIA_SINGLE_BYTES"), 32 * 1024 * 1024),
+    mediaPartBytes: Math.max(R2_MIN_PART_BYTES, int(s("MEDIA_PART_BYTES"), 8 * 1024 * 1024)),
+    mediaUploadTtlSeconds: int(s("MEDIA_UPLOAD_TTL_SECONDS"), 24 * 3600),
     tokenTtlSeconds: int(s("TOKEN_TTL_SECONDS"), 30 * 24 * 3600),
     maxSocketsPerUser: int(s("MAX_SOCKETS_PER_USER"), 20),
     maxKeyPackages: int(s("MAX_KEY_PACKAGES"), 100),

@@ -17,7 +17,7 @@ function base32(bytes: Uint8Array): string {
   return out;
 }
 
-export const newId = (prefix: "u" | "d" | "g" | "m" | "md"): string =>
+export const newId = (prefix: "u" | "d" | "g" | "m" | "md" | "mu"): string =>
   `${prefix}_${base32(crypto.getRandomValues(new Uint8Array(16)))}`;
 
 /** The one id a pair of users' direct conversation can have, whoever creates it first. */

@@ -8,7 +8,7 @@ import { unwrap } from "../errors";
 import { parse, readJson } from "../lib/body";
 import { memberConversation } from "../lib/membership";
 import { conversationStub } from "../lib/stubs";
-import { authOnce } from "./mls";
+import { authOnce } from "../middleware/auth";
 import { describeRoute, errors, json, jsonBody, pathParameter } from "../openapi/describe";
 import type { AppEnv } from "../types";
 

@@ -4,7 +4,6 @@
  * the state: key packages in each user's Inbox, epochs and group infos in the Conversation.
  */
 import { Hono } from "hono";
-import { createMiddleware } from "hono/factory";
 import { checkKeyPackage, checkWelcome, readCommit, readGroupInfo } from "../../mls/adapter";
 import { directory, liveDevicesOf, unknownUsers } from "../../objects/directory";
 import type { VerifiedKeyPackage } from "../../objects/key-packages";
@@ -16,17 +15,12 @@ import { parse, readJson } from "../lib/body";
 import { limits } from "../lib/config";
 import { memberConversation } from "../lib/membership";
 import { conversationStub, inboxStub } from "../lib/stubs";
-import { requireAuth } from "../middleware/auth";
+import { authOnce } from "../middleware/auth";
 import { describeRoute, errors, json, jsonBody, pathParameter, queryParameters } from "../openapi/describe";
 import type { AppEnv } from "../types";
 
 export const mls = new Hono<AppEnv>();
 
-/** Routes under /conversations/* may already be authenticated by that app's middleware: not twice. */
-export const authOnce = createMiddleware<AppEnv>(async (c, next) => {
-  if (c.get("auth")) return next();
-  return requireAuth()(c, next);
-});
 mls.use("/mls/*", authOnce);
 mls.use("/conversations/:id/mls/*", authOnce);
 

@@ -37,6 +37,7 @@ import {
   type MlsGroupState,
 } from "../../../mls/adapter";
 import type { Encoded } from "../codec";
+import type { SealedMediaContent } from "../media";
 import { ChatError } from "../errors";
 import type { ChatStorage } from "../storage";
 import type { ChatMessage, Message } from "../types";
@@ -65,11 +66,23 @@ interface TextCache {
   cmid: Record<string, string>;
 }
 
-/** What a PrivateMessage carries: JSON, so that kinds beyond text can follow. */
-interface Payload {
-  kind: "text";
-  text: string;
+/** What a PrivateMessage carries: JSON, a text or a media message's file key and details. */
+type Payload = { kind: "text"; text: string } | { kind: "media"; media: SealedMediaContent };
+
+/**
+ * The cache holds strings: a text as is, a media message's details as JSON behind this mark
+ * (a text cannot start with NUL... it can, but not this whole prefix and valid JSON after it).
+ */
+const MEDIA_MARK = "\u0000edge-chat-media:";
+const cachedForm = (payload: Payload): string => (payload.kind === "text" ? payload.text : MEDIA_MARK + JSON.stringify(payload.media));
+function withCached(message: ChatMessage, known: string): ChatMessage {
+  if (!known.startsWith(MEDIA_MARK)) return { ...message, text: known };
+  const media = JSON.parse(known.slice(MEDIA_MARK.length)) as SealedMediaContent;
+  return { ...message, kind: "encrypted", media, ...(media.caption ? { text: media.caption } : {}) };
 }
+const isPayload = (p: Partial<Payload>): p is Payload =>
+  (p.kind === "text" && typeof (p as { text?: unknown }).text === "string") ||
+  (p.kind === "media" && typeof (p as { media?: { key?: unknown } }).media?.key === "string");
 
 export interface MlsHooks {
   request: Request;
@@ -225,15 +238,23 @@ export class MlsLayer {
 
   /** The outbox's encoder: a PrivateMessage, the state moved on and stored before it leaves. */
   encodeText(conversationId: string, text: string, clientMessageId: string): Promise<Encoded> {
+    return this.encodePayload(conversationId, { kind: "text", text }, clientMessageId);
+  }
+
+  /** A media message: the file key, hash, type and name travel inside the PrivateMessage. */
+  encodeMedia(conversationId: string, media: SealedMediaContent, clientMessageId: string): Promise<Encoded> {
+    return this.encodePayload(conversationId, { kind: "media", media }, clientMessageId);
+  }
+
+  private encodePayload(conversationId: string, payload: Payload, clientMessageId: string): Promise<Encoded> {
     return this.locked(conversationId, async () => {
       const g = await this.group(conversationId);
       if (!g) throw new ChatError("network", `not yet a member of the MLS group of ${conversationId} (no welcome yet)`);
       const started = performance.now();
-      const payload: Payload = { kind: "text", text };
       const { message, state } = await encryptApplication(g.state, new TextEncoder().encode(JSON.stringify(payload)));
       this.timings.encrypt.push(performance.now() - started);
       g.state = state;
-      (await this.text(conversationId)).cmid[clientMessageId] = text;
+      (await this.text(conversationId)).cmid[clientMessageId] = cachedForm(payload);
       await this.flush(conversationId);
       return { kind: "encrypted", content: message };
     });
@@ -260,7 +281,7 @@ export class MlsLayer {
           cache.seq[message.seq] = known;
           this.dirty.add(conv);
         }
-        return { ...message, text: known };
+        return withCached(message, known);
       }
       const g = await this.group(conv);
       if (!g || message.sender_device_id === this.device.deviceId) return message;
@@ -272,9 +293,9 @@ export class MlsLayer {
         this.dirty.add(conv);
         if (result.kind !== "application") return message;
         const payload = JSON.parse(new TextDecoder().decode(result.data)) as Partial<Payload>;
-        if (payload.kind !== "text" || typeof payload.text !== "string") return message;
-        cache.seq[message.seq] = payload.text;
-        return { ...message, text: payload.text };
+        if (!isPayload(payload)) return message;
+        cache.seq[message.seq] = cachedForm(payload);
+        return withCached(message, cache.seq[message.seq]!);
       } catch {
         // An epoch this device has no keys for (before it joined, or after it was removed).
         return message;
@@ -286,7 +307,7 @@ export class MlsLayer {
     if (message.kind !== "encrypted" || message.deleted) return message;
     const cache = await this.text(message.conversation_id);
     const known = cache.seq[message.seq] ?? (message.sender_device_id === this.device.deviceId ? cache.cmid[message.client_message_id] : undefined);
-    return known === undefined ? message : { ...message, text: known };
+    return known === undefined ? message : withCached(message, known);
   }
 
   /** A commit in seq order: applied when made in the group's current epoch. */

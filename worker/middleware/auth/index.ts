@@ -36,3 +36,9 @@ export const requireAuth = (options: AuthOptions = {}) =>
     c.set("auth", claims);
     await next();
   });
+
+/** For routes under /conversations/*, which that app's middleware may already have authenticated: not twice. */
+export const authOnce = createMiddleware<AppEnv>(async (c, next) => {
+  if (c.get("auth")) return next();
+  return requireAuth()(c, next);
+});
