@@ -9,6 +9,8 @@
 import type { Conversation as ConversationShape, Encryption, FeedEvent, Member, Message, ReceiptKind, Role, StoredMessageKind } from "../protocol";
 import { SERVER_MESSAGE_KINDS } from "../protocol";
 import { MLS_SCHEMA } from "./mls-store";
+import { CONVERSATION_PRIVACY_SCHEMA } from "./conversation-privacy";
+import type { History } from "../protocol/privacy";
 
 export const CONVERSATION_SCHEMA = [
   `CREATE TABLE info (
@@ -33,6 +35,7 @@ export const CONVERSATION_SCHEMA = [
   // Section 10: "mls" conversations take only encrypted messages and commits (objects/mls-store.ts).
   `ALTER TABLE info ADD COLUMN encryption TEXT NOT NULL DEFAULT 'none';`,
   ...MLS_SCHEMA,
+  CONVERSATION_PRIVACY_SCHEMA,
 ] as const;
 
 interface InfoRow extends Record<string, SqlStorageValue> {
@@ -43,6 +46,7 @@ interface InfoRow extends Record<string, SqlStorageValue> {
   created_at: number;
   last_seq: number;
   encryption: Encryption;
+  history: History;
 }
 
 interface MemberRow extends Record<string, SqlStorageValue> {
@@ -54,6 +58,12 @@ interface MemberRow extends Record<string, SqlStorageValue> {
   delivered_seq: number;
   fed_upto: number;
   feed_end: number | null;
+  /** The last seq when they (last) joined (section 17). */
+  join_seq: number;
+  /** Whether they have sent in this direct conversation (recorded once, as their contact in D1). */
+  sent: number;
+  /** Whether their peer in this direct conversation blocked them. */
+  blocked: number;
 }
 
 interface MessageRow extends Record<string, SqlStorageValue> {
@@ -104,13 +114,14 @@ export class ConversationStore {
 
   createInfo(row: Omit<InfoRow, "last_seq">): void {
     this.sql.exec(
-      "INSERT INTO info (id, type, name, created_by, created_at, encryption) VALUES (?, ?, ?, ?, ?, ?)",
+      "INSERT INTO info (id, type, name, created_by, created_at, encryption, history) VALUES (?, ?, ?, ?, ?, ?, ?)",
       row.id,
       row.type,
       row.name,
       row.created_by,
       row.created_at,
       row.encryption,
+      row.history,
     );
   }
 
@@ -129,17 +140,18 @@ export class ConversationStore {
     return this.sql.exec<MemberRow>("SELECT * FROM members WHERE active = 1 ORDER BY joined_at, user_id").toArray();
   }
 
-  /** Adds or re-activates a member; they are owed the feed from its current end on. */
+  /** Adds or re-activates a member; they are owed the feed from its current end on, and see messages from now on. */
   upsertMember(userId: string, role: Role, now: number): void {
     const feedEnd = this.lastFeedId();
     this.sql.exec(
-      `INSERT INTO members (user_id, role, joined_at, active, fed_upto, feed_end) VALUES (?, ?, ?, 1, ?, NULL)
+      `INSERT INTO members (user_id, role, joined_at, active, fed_upto, feed_end, join_seq) VALUES (?, ?, ?, 1, ?, NULL, ?)
        ON CONFLICT (user_id) DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at, active = 1,
-         fed_upto = max(members.fed_upto, excluded.fed_upto), feed_end = NULL`,
+         fed_upto = max(members.fed_upto, excluded.fed_upto), feed_end = NULL, join_seq = excluded.join_seq`,
       userId,
       role,
       now,
       feedEnd,
+      this.info()!.last_seq,
     );
   }
 
@@ -155,7 +167,15 @@ export class ConversationStore {
   snapshot(): ConversationShape {
     const info = this.info()!;
     const members: Member[] = this.activeMembers().map((m) => ({ user_id: m.user_id, role: m.role }));
-    return { conversation_id: info.id, type: info.type, name: info.name, members, encryption: info.encryption, created_at: info.created_at };
+    return {
+      conversation_id: info.id,
+      type: info.type,
+      name: info.name,
+      members,
+      encryption: info.encryption,
+      history: info.history,
+      created_at: info.created_at,
+    };
   }
 
   // ---- messages --------------------------------------------------------------
@@ -194,6 +214,9 @@ export class ConversationStore {
    */
   joinedEvent(userId: string): Extract<FeedEvent, { type: "joined" }> {
     const info = this.info()!;
+    if (info.history !== "shared") {
+      return { type: "joined", conversation_id: info.id, join_seq: info.last_seq, own_seqs: [], last_message: null, earlier_hidden: true };
+    }
     const readSeq = this.member(userId)?.read_seq ?? 0;
     const uncounted = SERVER_MESSAGE_KINDS.map(() => "?").join(", ");
     const own = this.sql

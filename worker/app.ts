@@ -10,6 +10,7 @@ import { accounts } from "./routes/accounts";
 import { calls } from "./routes/calls";
 import { conversations } from "./routes/conversations";
 import { mls } from "./routes/mls";
+import { privacy } from "./routes/privacy";
 import { push } from "./routes/push";
 import { sockets } from "./routes/sockets";
 import { tickets } from "./routes/tickets";
@@ -90,6 +91,7 @@ app.get(
 // Sockets first: their routes authenticate with ?token= as well as the header.
 app.route("/", sockets);
 app.route("/", tickets);
+app.route("/", privacy);
 app.route("/", accounts);
 app.route("/", conversations);
 app.route("/", mls);

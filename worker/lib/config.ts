@@ -36,6 +36,8 @@ export interface Limits {
   maxDevicesPerUser: number;
   /** Open conversation sockets per user across all conversations → 422. */
   maxConversationSocketsPerUser: number;
+  /** Users one user may block (section 17) → 422. */
+  maxBlocksPerUser: number;
 }
 
 const int = (value: string | undefined, fallback: number): number => {
@@ -65,6 +67,7 @@ export function limits(env: Partial<Record<string, unknown>>): Limits {
     callFramesPerMinute: int(s("CALL_FRAMES_PER_MINUTE"), 300),
     maxDevicesPerUser: int(s("MAX_DEVICES_PER_USER"), 100),
     maxConversationSocketsPerUser: int(s("MAX_CONVERSATION_SOCKETS_PER_USER"), 50),
+    maxBlocksPerUser: int(s("MAX_BLOCKS_PER_USER"), 1000),
     allowedOrigins: (s("ALLOWED_ORIGINS") ?? "")
       .split(",")
       .map((o) => o.trim())
