@@ -150,7 +150,7 @@ export class ChatClient extends Emitter<ChatEvents> {
     this.token = session.token;
     this.http = new Http({ baseUrl: options.baseUrl, fetch: options.fetch, token: () => this.token });
     this.device = new ReconnectingSocket({
-      url: () => this.http.socketUrl("/v1/sync", { token: this.token, since: this.sync.cursor ?? undefined }),
+      url: () => this.http.ticketedSocketUrl("/v1/sync", { since: this.sync.cursor ?? undefined }),
       WebSocket: options.WebSocket,
       backoff: options.backoff,
       pingIntervalMs: options.pingIntervalMs,
@@ -311,7 +311,7 @@ export class ChatClient extends Emitter<ChatEvents> {
     const existing = this.open_.get(conversationId);
     if (existing) return existing;
     const conv = new OpenConversation(conversationId, {
-      url: () => this.http.socketUrl(`/v1/conversations/${encodeURIComponent(conversationId)}/ws`, { token: this.token }),
+      url: () => this.http.ticketedSocketUrl(`/v1/conversations/${encodeURIComponent(conversationId)}/ws`, {}),
       WebSocket: this.options.WebSocket,
       backoff: this.options.backoff,
       pingIntervalMs: this.options.pingIntervalMs,
