@@ -29,25 +29,6 @@ export class Http {
     return url.toString();
   }
 
-  /**
-   * A socket URL that carries a single-use ticket (POST /v1/sync/ticket) instead of the
-   * token, so the token never sits in a URL that proxies and logs may keep. A server too
-   * old to issue tickets (404/405), or one refusing the token (401: the upgrade then fails
-   * and the caller finds out why), gets ?token=. Anything else (no network, 5xx, 429)
-   * throws, so the socket's backoff runs before the next attempt.
-   */
-  async ticketedSocketUrl(path: string, query: Record<string, string | undefined>): Promise<string> {
-    try {
-      const { ticket } = await this.request<{ ticket: string }>("POST", "/v1/sync/ticket");
-      return this.socketUrl(path, { ...query, ticket });
-    } catch (err) {
-      if (err instanceof ChatError && (err.status === 404 || err.status === 405 || err.status === 401)) {
-        return this.socketUrl(path, { ...query, token: this.options.token?.() ?? undefined });
-      }
-      throw err;
-    }
-  }
-
   async request<T>(method: string, path: string, body?: unknown, query?: Record<string, string | number | undefined>): Promise<T> {
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));

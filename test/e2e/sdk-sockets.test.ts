@@ -97,7 +97,7 @@ describe("SDK socket tickets", () => {
     });
     const a = await register("tn", { WebSocket: rec.WebSocket, fetch: tickets.fetch });
     await a.connect();
-    expect(tickets.calls()).toBe(3);
+    expect(tickets.calls()).toBeGreaterThanOrEqual(3); // and the spare fetched after it
     expect(rec.urls).toHaveLength(1);
     expect(new URL(rec.urls[0]!).searchParams.has("ticket")).toBe(true);
     await a.close();
