@@ -183,6 +183,11 @@ describe("blocks", () => {
     expectError(await createGroup(blocked, [blocker]), 403, "forbidden");
     const g = await group(blocked, []);
     expectError(await addMembers(blocked, g, [blocker]), 403, "forbidden");
+    // A group both are in (made by someone else) still takes the blocked user's messages: they are to the group.
+    const third = await user();
+    const shared = await group(third, [blocker, blocked]);
+    expect((await send(blocked, shared, "to the group")).status).toBe(201);
+    expect(await contents(blocker, shared)).toEqual(["to the group"]);
 
     const late = await user();
     expect((await block(late, blocked)).status).toBe(204);
