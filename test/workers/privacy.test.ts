@@ -188,6 +188,14 @@ describe("blocks", () => {
     const shared = await group(third, [blocker, blocked]);
     expect((await send(blocked, shared, "to the group")).status).toBe(201);
     expect(await contents(blocker, shared)).toEqual(["to the group"]);
+    // ...but its sockets do not show the blocked user the blocker's presence.
+    const ws = (await openSocket(`/conversations/${shared}/ws`, blocked.token)).socket!;
+    const mine = (await openSocket(`/conversations/${shared}/ws`, third.token)).socket!;
+    await ws.waitFor((f) => f.type === "presence" && f.user_id === third.user_id);
+    await mine.waitFor((f) => f.type === "presence" && f.user_id === blocker.user_id);
+    expect(ws.frames.filter((f) => f.type === "presence" && f.user_id === blocker.user_id)).toEqual([]);
+    ws.ws.close(1000);
+    mine.ws.close(1000);
 
     const late = await user();
     expect((await block(late, blocked)).status).toBe(204);
