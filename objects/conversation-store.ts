@@ -10,6 +10,8 @@ import type { Conversation as ConversationShape, Encryption, FeedEvent, Member, 
 import { SERVER_MESSAGE_KINDS } from "../protocol";
 import { MEDIA_SCHEMA } from "./media";
 import { MLS_SCHEMA } from "./mls-store";
+import { CONVERSATION_PRIVACY_SCHEMA } from "./conversation-privacy";
+import type { History } from "../protocol/privacy";
 
 export const CONVERSATION_SCHEMA = [
   `CREATE TABLE info (
@@ -51,6 +53,7 @@ export const CONVERSATION_SCHEMA = [
    CREATE INDEX feed_joined ON feed (id) WHERE type = 'joined';`,
   // Section 9: uploads and media of this conversation (objects/media.ts).
   ...MEDIA_SCHEMA,
+  CONVERSATION_PRIVACY_SCHEMA,
 ] as const;
 
 interface InfoRow extends Record<string, SqlStorageValue> {
@@ -61,6 +64,7 @@ interface InfoRow extends Record<string, SqlStorageValue> {
   created_at: number;
   last_seq: number;
   encryption: Encryption;
+  history: History;
 }
 
 interface MemberRow extends Record<string, SqlStorageValue> {
@@ -72,6 +76,12 @@ interface MemberRow extends Record<string, SqlStorageValue> {
   delivered_seq: number;
   fed_upto: number;
   feed_end: number | null;
+  /** The last seq when they (last) joined (section 17). */
+  join_seq: number;
+  /** Whether they have sent in this direct conversation (recorded once, as their contact in D1). */
+  sent: number;
+  /** Whether their peer in this direct conversation blocked them. */
+  blocked: number;
 }
 
 interface MessageRow extends Record<string, SqlStorageValue> {
@@ -125,13 +135,14 @@ export class ConversationStore {
 
   createInfo(row: Omit<InfoRow, "last_seq">): void {
     this.sql.exec(
-      "INSERT INTO info (id, type, name, created_by, created_at, encryption) VALUES (?, ?, ?, ?, ?, ?)",
+      "INSERT INTO info (id, type, name, created_by, created_at, encryption, history) VALUES (?, ?, ?, ?, ?, ?, ?)",
       row.id,
       row.type,
       row.name,
       row.created_by,
       row.created_at,
       row.encryption,
+      row.history,
     );
   }
 
@@ -150,17 +161,18 @@ export class ConversationStore {
     return this.sql.exec<MemberRow>("SELECT * FROM members WHERE active = 1 ORDER BY joined_at, user_id").toArray();
   }
 
-  /** Adds or re-activates a member; they are owed the feed from its current end on. */
+  /** Adds or re-activates a member; they are owed the feed from its current end on, and see messages from now on. */
   upsertMember(userId: string, role: Role, now: number): void {
     const feedEnd = this.lastFeedId();
     this.sql.exec(
-      `INSERT INTO members (user_id, role, joined_at, active, fed_upto, feed_end) VALUES (?, ?, ?, 1, ?, NULL)
+      `INSERT INTO members (user_id, role, joined_at, active, fed_upto, feed_end, join_seq) VALUES (?, ?, ?, 1, ?, NULL, ?)
        ON CONFLICT (user_id) DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at, active = 1,
-         fed_upto = max(members.fed_upto, excluded.fed_upto), feed_end = NULL`,
+         fed_upto = max(members.fed_upto, excluded.fed_upto), feed_end = NULL, join_seq = excluded.join_seq`,
       userId,
       role,
       now,
       feedEnd,
+      this.info()!.last_seq,
     );
   }
 
@@ -176,7 +188,15 @@ export class ConversationStore {
   snapshot(): ConversationShape {
     const info = this.info()!;
     const members: Member[] = this.activeMembers().map((m) => ({ user_id: m.user_id, role: m.role }));
-    return { conversation_id: info.id, type: info.type, name: info.name, members, encryption: info.encryption, created_at: info.created_at };
+    return {
+      conversation_id: info.id,
+      type: info.type,
+      name: info.name,
+      members,
+      encryption: info.encryption,
+      history: info.history,
+      created_at: info.created_at,
+    };
   }
 
   // ---- messages --------------------------------------------------------------
@@ -317,6 +337,9 @@ export class ConversationStore {
    */
   joinedEvent(userId: string): Extract<FeedEvent, { type: "joined" }> {
     const info = this.info()!;
+    if (info.history !== "shared") {
+      return { type: "joined", conversation_id: info.id, join_seq: info.last_seq, own_seqs: [], last_message: null, earlier_hidden: true };
+    }
     const readSeq = this.member(userId)?.read_seq ?? 0;
     const uncounted = SERVER_MESSAGE_KINDS.map(() => "?").join(", ");
     const own = this.sql

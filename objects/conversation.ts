@@ -35,6 +35,10 @@ import { applyChange, type MessageChange } from "./message-changes";
 import type { Presence } from "./presence";
 import { PresenceWatch } from "./presence-watch";
 import { errorFrame, parseFrame } from "./frames";
+import { ConversationPrivacy, historyFloor, visibleMessages, visiblePage } from "./conversation-privacy";
+import { AudienceCache, maySeePresence, unknownFrame } from "./presence-audience";
+import { blocksBetween, recordContact, refusedGroupAdds } from "./privacy";
+import type { History } from "../protocol/privacy";
 import {
   answerClose,
   closeSocket,
@@ -75,6 +79,8 @@ export interface CreateSpec {
   others: string[];
   /** Section 10; default "none". */
   encryption?: Encryption;
+  /** Section 17; default "since_join". */
+  history?: History;
 }
 
 export class Conversation extends DurableObject<Env> {
@@ -86,6 +92,8 @@ export class Conversation extends DurableObject<Env> {
   private readonly tiers: HistoryTiers;
   /** Section 9; `this.media.deleteMediaOfMessage(seq)` erases a deleted message's media (section 13). */
   private readonly media: MediaLedger;
+  private readonly privacy: ConversationPrivacy;
+  private readonly audience: AudienceCache;
   private readonly limits = limits(this.env as unknown as Record<string, unknown>);
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -101,6 +109,8 @@ export class Conversation extends DurableObject<Env> {
       ttlMs: this.limits.mediaUploadTtlSeconds * 1000,
       wakeAt: (at) => this.fanout.wakeAt(at),
     });
+    this.privacy = new ConversationPrivacy(ctx.storage.sql);
+    this.audience = new AudienceCache(env.DB);
     this.calls = new CallSignals(ctx.storage, {
       conversationId: () => this.store.info()!.id,
       activeMembers: () => this.store.activeMembers().map((m) => m.user_id),
@@ -137,6 +147,11 @@ export class Conversation extends DurableObject<Env> {
     const dir = directory(this.env.DB);
     const unknown = await unknownUsers(dir, others);
     if (unknown.length) return fail("not_found", `unknown user: ${unknown[0]}`);
+    if (spec.type === "group") {
+      const refused = await refusedGroupAdds(this.env.DB, spec.creator, others);
+      if (refused.length) return fail("forbidden", `${refused[0]} does not accept being added to groups by you`);
+    }
+    const blocks = spec.type === "direct" ? await blocksBetween(this.env.DB, spec.creator, others[0]!) : [];
 
     const now = Date.now();
     migrate(this.ctx.storage.sql, CONVERSATION_SCHEMA);
@@ -149,9 +164,15 @@ export class Conversation extends DurableObject<Env> {
       members,
     );
     this.ctx.storage.transactionSync(() => {
-      this.store.createInfo({ id: spec.conversationId, type: spec.type, name: spec.name, created_by: spec.creator, created_at: now, encryption });
+      const history = spec.type === "group" ? (spec.history ?? "since_join") : "since_join";
+      this.store.createInfo({ id: spec.conversationId, type: spec.type, name: spec.name, created_by: spec.creator, created_at: now, encryption, history });
       for (const m of members) this.store.upsertMember(m.userId, m.role, now);
       this.store.appendFeed({ type: "conversation", conversation: this.store.snapshot() });
+      if (spec.type === "direct") {
+        // The recipient has not sent here yet, so the creator is not their contact: a request.
+        this.store.appendFeed({ type: "list_flags", conversation_id: spec.conversationId, request: true }, others[0]!);
+        for (const b of blocks) this.blockNow(b.blocker, b.blocked, true);
+      }
     });
     await this.fanout.kick();
     return ok(this.store.snapshot(), true);
@@ -180,6 +201,8 @@ export class Conversation extends DurableObject<Env> {
     const dir = directory(this.env.DB);
     const unknown = await unknownUsers(dir, fresh);
     if (unknown.length) return fail("not_found", `unknown user: ${unknown[0]}`);
+    const refused = await refusedGroupAdds(this.env.DB, caller.userId, fresh);
+    if (refused.length) return fail("forbidden", `${refused[0]} does not accept being added to groups by you`);
     const now = Date.now();
     await recordMembers(dir, this.store.info()!.id, fresh.map((userId) => ({ userId, role: "member" as Role })), now);
     this.ctx.storage.transactionSync(() => {
@@ -249,9 +272,10 @@ export class Conversation extends DurableObject<Env> {
   async history(caller: Caller, q: { after?: number; before?: number; limit: number }) {
     const denied = this.checkMember(caller.userId);
     if (denied) return denied;
+    const floor = historyFloor(this.store.info()!.history, this.store.activeMember(caller.userId)!);
     const lastSeq = this.store.info()!.last_seq;
-    const { lo, hi } = pageRange(q, lastSeq);
-    const messages = await this.tiers.range(lo, hi);
+    const { lo, hi } = pageRange(visiblePage(q, floor), lastSeq);
+    const messages = visibleMessages(await this.tiers.range(lo, hi), floor);
     const tail = messages.at(-1)?.seq;
     return ok({ messages, next_after_seq: tail !== undefined && tail < lastSeq ? tail : null });
   }
@@ -291,8 +315,57 @@ export class Conversation extends DurableObject<Env> {
       this.presence.forget(userId);
       return false;
     }
-    this.broadcast(this.presence.update(userId, presence));
+    await this.broadcastPresence(this.presence.update(userId, presence));
     return true;
+  }
+
+  /**
+   * A member's last_seen setting, blocks or contacts changed (their inbox says so): each
+   * viewer who may now see them is told their presence, each who no longer may, "unknown".
+   */
+  async presencePolicyChanged(userId: string): Promise<void> {
+    if (!this.store.info() || !this.store.activeMember(userId)) return;
+    const before = this.audience.peek();
+    this.audience.invalidate();
+    const [frame] = this.presence.frames([userId]);
+    if (!frame || this.sockets().length === 0) return;
+    const after = await this.audience.get(this.memberIds());
+    for (const ws of this.sockets()) {
+      const viewer = (ws.deserializeAttachment() as SocketState).userId;
+      const now = maySeePresence(after, userId, viewer);
+      const was = before ? maySeePresence(before, userId, viewer) : !now;
+      if (now && !was) sendFrame(ws, frame);
+      else if (!now && was) sendFrame(ws, unknownFrame(userId));
+    }
+  }
+
+  /**
+   * Section 17, from the Worker: `blocker` blocked (or unblocked) `blocked`. In a direct
+   * conversation the blocked one's sends are refused and it leaves the blocker's list.
+   */
+  async blockChanged(blocker: string, blocked: string, on: boolean): Promise<void> {
+    const info = this.store.info();
+    if (!info || info.type !== "direct" || !this.store.member(blocked) || !this.store.member(blocker)) return;
+    this.ctx.storage.transactionSync(() => this.blockNow(blocker, blocked, on));
+    await this.fanout.kick();
+  }
+
+  private blockNow(blocker: string, blocked: string, on: boolean): void {
+    this.privacy.setBlocked(blocked, on);
+    this.store.appendFeed({ type: "list_flags", conversation_id: this.store.info()!.id, hidden: on }, blocker);
+  }
+
+  private memberIds(): string[] {
+    return this.store.activeMembers().map((m) => m.user_id);
+  }
+
+  /** A presence frame to the sockets of those who may see it. */
+  private async broadcastPresence(frame: { type: "presence"; user_id: string }): Promise<void> {
+    const audience = await this.audience.get(this.memberIds());
+    const text = JSON.stringify(frame);
+    for (const ws of this.sockets()) {
+      if (maySeePresence(audience, frame.user_id, (ws.deserializeAttachment() as SocketState).userId)) sendFrame(ws, text);
+    }
   }
 
   /** Refuses the device from now on and closes its sockets here with 4401. */
@@ -305,6 +378,8 @@ export class Conversation extends DurableObject<Env> {
   private async send(caller: Caller, input: SendInput): Promise<Outcome<Message>> {
     const denied = this.checkMember(caller.userId);
     if (denied) return denied;
+    const member = this.store.activeMember(caller.userId)!;
+    if (member.blocked) return fail("forbidden", "the other member of this conversation blocked you");
     if (input.content.length > this.limits.maxContentChars) {
       return fail("too_large", `content is longer than ${this.limits.maxContentChars} characters`);
     }
@@ -322,6 +397,7 @@ export class Conversation extends DurableObject<Env> {
     // The same message may have been stored while the bucket answered.
     const raced = await this.tiers.byClientId(caller.userId, input.client_message_id);
     if (raced) return ok(raced, false);
+    const contact = member.sent ? false : await this.firstSendInDirect(caller.userId);
     // Checked after the last await, so no commit can slip in between the check and the append.
     const stale = this.store.info()!.encryption === "mls" ? this.mls.checkApplicationMessage(this.store.info()!.id, input.content) : null;
     if (stale) return stale;
@@ -329,6 +405,7 @@ export class Conversation extends DurableObject<Env> {
     const refused = input.media_id === undefined ? null : this.media.refusal(input.media_id);
     if (refused) return refused;
     const message = this.ctx.storage.transactionSync(() => {
+      if (contact) this.sentFirst(caller.userId);
       const stored = this.store.appendMessage({
         message_id: newId("m"),
         sender_id: caller.userId,
@@ -404,6 +481,34 @@ export class Conversation extends DurableObject<Env> {
       });
     }
     return result;
+  }
+
+  /**
+   * Before a member's first message in a direct conversation: their peer becomes their
+   * contact in D1 (section 17). Answers whether that was recorded; if D1 failed, the next
+   * message tries again. After it, sends cost nothing more (the member row says so).
+   */
+  private async firstSendInDirect(userId: string): Promise<boolean> {
+    if (this.store.info()!.type !== "direct") return false;
+    const peer = this.memberIds().find((id) => id !== userId);
+    if (!peer) return false;
+    try {
+      await recordContact(this.env.DB, userId, peer);
+    } catch (err) {
+      console.warn("could not record a contact; will try on the next message", err);
+      return false;
+    }
+    // Who sees this user's presence may have changed (last_seen "contacts").
+    const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(userId));
+    this.ctx.waitUntil(inbox.privacyChanged(userId).catch(() => undefined));
+    return true;
+  }
+
+  /** The member has sent here: a request to them is one no longer. */
+  private sentFirst(userId: string): void {
+    this.privacy.markSent(userId);
+    const info = this.store.info()!;
+    if (info.created_by !== userId) this.store.appendFeed({ type: "list_flags", conversation_id: info.id, request: false }, userId);
   }
 
   // ---- MLS Delivery Service (section 10) ------------------------------------------
@@ -559,13 +664,15 @@ export class Conversation extends DurableObject<Env> {
   private async greet(ws: WebSocket): Promise<void> {
     const members = this.store.activeMembers().map((m) => m.user_id);
     await this.presence.ensure(this.store.info()!.id, members);
+    const audience = await this.audience.get(members);
     if (liveSockets([ws]).length === 0) return;
-    for (const frame of this.presence.frames(members)) sendFrame(ws, frame);
+    const viewer = (ws.deserializeAttachment() as SocketState).userId;
+    for (const frame of this.presence.frames(members)) if (maySeePresence(audience, frame.user_id, viewer)) sendFrame(ws, frame);
   }
 
   private async announceNewMembers(): Promise<void> {
     const members = this.store.activeMembers().map((m) => m.user_id);
-    for (const frame of await this.presence.ensure(this.store.info()!.id, members)) this.broadcast(frame);
+    for (const frame of await this.presence.ensure(this.store.info()!.id, members)) await this.broadcastPresence(frame);
   }
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {

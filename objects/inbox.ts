@@ -23,6 +23,7 @@ import { KEY_PACKAGES_LOW, KEY_PACKAGES_SCHEMA, KeyPackageStore, type ClaimedPac
 import { PRESENCE_SCHEMA, PresenceTracker, type Presence } from "./presence";
 import { PUSH_OUTBOX_SCHEMA, PUSH_SCHEMA, PushSubscriptions, type PushJob, type PushSubscriptionBody } from "./push-subscriptions";
 import { RATE_LIMIT_SCHEMA, takeToken, type TakeResult } from "./rate-limit";
+import { INBOX_PRIVACY_SCHEMA, applyListFlags, LISTED } from "./inbox-privacy";
 import { answerClose, closeSocket, firstExpiry, json, liveSockets, upgradeCaller, migrate, sendFrame, type SocketIdentity } from "./schema";
 
 const INBOX_SCHEMA = [
@@ -51,6 +52,7 @@ const INBOX_SCHEMA = [
   `CREATE TABLE conversation_sockets (socket_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, opened_at INTEGER NOT NULL);`,
   // Section 13: a delete rewrites every logged event about the message, found by seq.
   `CREATE INDEX log_updates ON log (conversation_id, seq) WHERE type = 'message_updated';`,
+  INBOX_PRIVACY_SCHEMA,
 ] as const;
 
 const REPLAY_PAGE = 500;
@@ -66,6 +68,9 @@ interface ConversationRow extends Record<string, SqlStorageValue> {
   removed: number;
   join_seq: number;
   own_before_join: string;
+  earlier_hidden: number;
+  request: number;
+  hidden: number;
 }
 
 interface LogRow extends Record<string, SqlStorageValue> {
@@ -116,7 +121,7 @@ export class Inbox extends DurableObject<Env> {
       const position = this.conversationRow(batch.conversationId)!.last_feed_id;
       const fresh = batch.events.filter((e) => e.feedId > position);
       for (const { event } of fresh) {
-        const row = event.type === "joined" ? null : this.append(batch.conversationId, event);
+        const row = event.type === "joined" || event.type === "list_flags" ? null : this.append(batch.conversationId, event);
         if (row) appended.push(row);
         this.applyToList(batch.userId, batch.conversationId, event);
       }
@@ -146,7 +151,7 @@ export class Inbox extends DurableObject<Env> {
     }
     const rows = this.sql
       .exec<ConversationRow>(
-        `SELECT * FROM conversations WHERE removed = 0 AND snapshot IS NOT NULL
+        `SELECT * FROM conversations WHERE ${LISTED}
            AND (last_activity < ? OR (last_activity = ? AND conversation_id < ?) OR ? = '')
          ORDER BY last_activity DESC, conversation_id DESC LIMIT ?`,
         after[0],
@@ -283,6 +288,11 @@ export class Inbox extends DurableObject<Env> {
   /** The newest cursor of the log ("0" when empty): where a device made now starts. */
   headCursor(): string {
     return String(this.sql.exec<{ c: number | null }>("SELECT max(cursor) AS c FROM log").one().c ?? 0);
+  }
+
+  /** Who may see this user's presence changed (settings, blocks, contacts): the watching conversations re-check. */
+  async privacyChanged(userId: string): Promise<void> {
+    await this.presence.policyChanged(userId);
   }
 
   // ---- device socket ---------------------------------------------------------
@@ -481,11 +491,17 @@ export class Inbox extends DurableObject<Env> {
         return;
       case "mls_welcome":
         return;
+      case "list_flags":
+        applyListFlags(this.sql, conversationId, event);
+        return;
       case "joined":
         this.sql.exec(
-          "UPDATE conversations SET join_seq = ?, own_before_join = ? WHERE conversation_id = ?",
+          `UPDATE conversations SET join_seq = ?, own_before_join = ?, earlier_hidden = ?,
+             last_message = CASE WHEN ? THEN NULL ELSE last_message END WHERE conversation_id = ?`,
           event.join_seq,
           JSON.stringify(event.own_seqs),
+          event.earlier_hidden ? 1 : 0,
+          event.earlier_hidden ? 1 : 0,
           conversationId,
         );
         if (event.last_message) this.applyToList(userId, conversationId, { type: "message", message: event.last_message });
@@ -537,7 +553,7 @@ export class Inbox extends DurableObject<Env> {
         ...SERVER_MESSAGE_KINDS,
       )
       .one().n;
-    if (read >= row.join_seq) return sinceJoin;
+    if (read >= row.join_seq || row.earlier_hidden) return sinceJoin;
     const ownBefore = (JSON.parse(row.own_before_join) as number[]).filter((seq) => seq > read && seq <= row.join_seq).length;
     return sinceJoin + (row.join_seq - read - ownBefore);
   }
@@ -549,6 +565,7 @@ export class Inbox extends DurableObject<Env> {
       last_message: row.last_message ? (JSON.parse(row.last_message) as Message) : null,
       unread_count: unread,
       last_read_seq: row.last_read_seq,
+      request: row.request === 1,
     };
   }
 

@@ -90,6 +90,16 @@ export class PresenceTracker {
     if (row.user_id) await this.notify(row.user_id);
   }
 
+  /** Who may see the user changed (section 17): every watching conversation re-checks its viewers. */
+  async policyChanged(userId: string): Promise<void> {
+    const watchers = this.sql.exec<{ conversation_id: string }>("SELECT conversation_id FROM watchers").toArray();
+    await Promise.allSettled(
+      watchers.map(({ conversation_id }) =>
+        this.env.CONVERSATION.get(this.env.CONVERSATION.idFromName(conversation_id)).presencePolicyChanged(userId),
+      ),
+    );
+  }
+
   /** Tells every watching conversation; those without open sockets any more are dropped. */
   private async notify(userId: string): Promise<void> {
     const presence = this.current();

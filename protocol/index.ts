@@ -7,6 +7,8 @@ import { z } from "zod";
 
 export * from "./errors";
 export * from "./media";
+export * from "./privacy";
+import { HISTORIES, type History } from "./privacy";
 
 /** The kinds a client may send. */
 export const MESSAGE_KINDS = ["text", "media", "encrypted"] as const;
@@ -64,6 +66,7 @@ export const CreateConversationBody = z.discriminatedUnion("type", [
     // Bounded far above the group limit so the 422 check sees oversized lists; 400 past this.
     members: z.array(id).max(10_000),
     encryption: z.enum(ENCRYPTIONS).optional().describe('default "none"'),
+    history: z.enum(HISTORIES).optional().describe('section 17: "shared" shows new members the earlier messages too; default "since_join"'),
   }),
 ]);
 
@@ -168,6 +171,8 @@ export interface Conversation {
   name: string | null;
   members: Member[];
   encryption: Encryption;
+  /** Section 17: whether members added later see the earlier messages. */
+  history: History;
   created_at: number;
 }
 
@@ -176,6 +181,8 @@ export interface ConversationSummary extends Omit<Conversation, "created_at"> {
   last_message: Message | null;
   unread_count: number;
   last_read_seq: number;
+  /** Section 17: a direct conversation a non-contact started, until the caller sends in it. */
+  request: boolean;
 }
 
 export type ReceiptKind = "delivered" | "read";
@@ -231,7 +238,17 @@ export type FeedEvent =
    * (`join_seq`), so its list can show the latest message and count the earlier unread
    * ones; `own_seqs` are the joiner's own messages above their read marker up to then.
    */
-  | { type: "joined"; conversation_id: string; join_seq: number; own_seqs: number[]; last_message: Message | null };
+  | {
+      type: "joined";
+      conversation_id: string;
+      join_seq: number;
+      own_seqs: number[];
+      last_message: Message | null;
+      /** Section 17: the messages up to join_seq are not the joiner's to see (nor unread). */
+      earlier_hidden?: boolean;
+    }
+  /** Internal, never streamed: section 17 flags of one member's list entry. */
+  | { type: "list_flags"; conversation_id: string; request?: boolean; hidden?: boolean };
 
 /**
  * Events of one device only (section 10), stored in the user's log with the device they
@@ -241,4 +258,4 @@ export type DeviceOnlyEvent =
   | { type: "key_packages_low"; count: number }
   | { type: "mls_welcome"; conversation_id: string; epoch: number; welcome: string };
 
-export type DeviceEvent = (Exclude<FeedEvent, { type: "joined" | "mls_welcome" }> | DeviceOnlyEvent) & { cursor: string };
+export type DeviceEvent = (Exclude<FeedEvent, { type: "joined" | "list_flags" | "mls_welcome" }> | DeviceOnlyEvent) & { cursor: string };

@@ -10,7 +10,7 @@
 import { z } from "zod";
 import type { Presence } from "../objects/presence";
 import type { Conversation, ConversationSummary, ErrorCode, MediaInfo, Member, Message, UploadStarted } from "./index";
-import { ENCRYPTIONS, ERROR_STATUS, STORED_MESSAGE_KINDS } from "./index";
+import { ENCRYPTIONS, ERROR_STATUS, HISTORIES, STORED_MESSAGE_KINDS } from "./index";
 
 const seq = z.number().int().nonnegative();
 const time = z.number().describe("milliseconds since the Unix epoch");
@@ -46,6 +46,7 @@ const conversationFields = {
   name: z.string().nullable(),
   members: z.array(MemberSchema),
   encryption: z.enum(ENCRYPTIONS).describe('"mls": only kind "encrypted" messages and MLS commits (section 10)'),
+  history: z.enum(HISTORIES).describe('"shared": members added later see the earlier messages too; "since_join": only those from when they (last) joined (section 17)'),
   created_at: time,
 };
 
@@ -57,6 +58,7 @@ export const ConversationSummarySchema = z
     last_message: MessageSchema.nullable(),
     unread_count: z.number().int().nonnegative().describe("messages from others above the caller's read marker"),
     last_read_seq: seq,
+    request: z.boolean().describe("a direct conversation a non-contact started, until the caller sends a message in it (section 17)"),
   })
   .meta({ id: "ConversationSummary" });
 
@@ -87,6 +89,20 @@ export const PresenceSchema = z
     last_seen: time.nullable().describe("when the user's last device socket closed; null if never online"),
   })
   .meta({ id: "Presence" });
+
+/** What GET /users/{id}/presence answers: "unknown" to whom the user's last_seen setting or a block hides it from. */
+export const VisiblePresenceSchema = z
+  .object({
+    status: z.enum(["online", "offline", "unknown"]),
+    last_seen: time.nullable().describe("when the user's last device socket closed; null if never online or hidden"),
+  })
+  .meta({ id: "VisiblePresence" });
+
+export const PrivacySettingsSchema = z
+  .object({ last_seen: z.enum(["everyone", "contacts", "nobody"]), add_to_groups: z.enum(["everyone", "contacts"]) })
+  .meta({ id: "PrivacySettings" });
+
+export const BlockList = z.object({ blocks: z.array(z.object({ user_id: z.string(), created_at: time })).describe("oldest first") });
 
 export const PushSubscriptionCreated = z.object({ device_id: z.string(), endpoint: z.string() });
 export const VapidPublicKey = z.object({ key: z.string().describe("base64url, uncompressed P-256 point") });

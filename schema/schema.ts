@@ -61,3 +61,41 @@ export const memberships = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.conversationId, t.userId] }), index("memberships_user").on(t.userId)],
 );
+
+/**
+ * Section 17. A user's privacy settings; no row means the defaults ("everyone" for both),
+ * which is section 7 as it was.
+ */
+export const privacySettings = sqliteTable("privacy_settings", {
+  userId: text("user_id")
+    .primaryKey()
+    .references(() => users.id),
+  lastSeen: text("last_seen", { enum: ["everyone", "contacts", "nobody"] }).notNull().default("everyone"),
+  addToGroups: text("add_to_groups", { enum: ["everyone", "contacts"] }).notNull().default("everyone"),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+/**
+ * Section 17: `contactId` is a contact of `userId` once `userId` has sent a message in their
+ * direct conversation. Written by that conversation's object on the sender's first message.
+ */
+export const contacts = sqliteTable(
+  "contacts",
+  {
+    userId: text("user_id").notNull(),
+    contactId: text("contact_id").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.contactId] })],
+);
+
+/** Section 17: `blockerId` refuses `blockedId`'s messages, group adds and presence look-ups. */
+export const blocks = sqliteTable(
+  "blocks",
+  {
+    blockerId: text("blocker_id").notNull(),
+    blockedId: text("blocked_id").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.blockerId, t.blockedId] })],
+);

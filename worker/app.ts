@@ -12,6 +12,7 @@ import { conversations } from "./routes/conversations";
 import { messageChanges } from "./routes/message-changes";
 import { media } from "./routes/media";
 import { mls } from "./routes/mls";
+import { privacy } from "./routes/privacy";
 import { push } from "./routes/push";
 import { sockets } from "./routes/sockets";
 import { tickets } from "./routes/tickets";
@@ -94,6 +95,7 @@ app.get(
 app.route("/", sockets);
 app.route("/", tickets);
 app.route("/", syncCursor);
+app.route("/", privacy);
 app.route("/", accounts);
 app.route("/", conversations);
 app.route("/", messageChanges);

@@ -15,6 +15,7 @@ import { MlsLayer } from "./mls/layer";
 import { encodeMediaContent, fetchMedia, mediaPath, openMedia, sealMedia, uploadMedia, type MediaData, type SealedMediaContent } from "./media";
 import { Outbox } from "./outbox";
 import { CLOSE_UNAUTHORIZED, ReconnectingSocket, type ConnectionState, type WebSocketLike } from "./socket";
+import { SocketTickets } from "./tickets";
 import { MemoryStorage, type ChatStorage } from "./storage";
 import { SyncState } from "./sync";
 import type {
@@ -181,8 +182,9 @@ export class ChatClient extends Emitter<ChatEvents> {
     this.handle = session.handle;
     this.token = session.token;
     this.http = new Http({ baseUrl: options.baseUrl, fetch: options.fetch, token: () => this.token });
+    const deviceTickets = new SocketTickets(this.http);
     this.device = new ReconnectingSocket({
-      url: () => this.http.socketUrl("/v1/sync", { token: this.token, since: this.sync.cursor ?? undefined }),
+      url: () => deviceTickets.url("/v1/sync", { since: this.sync.cursor ?? undefined }, this.token),
       WebSocket: options.WebSocket,
       backoff: options.backoff,
       pingIntervalMs: options.pingIntervalMs,
@@ -401,8 +403,9 @@ export class ChatClient extends Emitter<ChatEvents> {
   open(conversationId: string): OpenConversation {
     const existing = this.open_.get(conversationId);
     if (existing) return existing;
+    const tickets = new SocketTickets(this.http);
     const conv = new OpenConversation(conversationId, {
-      url: () => this.http.socketUrl(`/v1/conversations/${encodeURIComponent(conversationId)}/ws`, { token: this.token }),
+      url: () => tickets.url(`/v1/conversations/${encodeURIComponent(conversationId)}/ws`, {}, this.token),
       WebSocket: this.options.WebSocket,
       backoff: this.options.backoff,
       pingIntervalMs: this.options.pingIntervalMs,

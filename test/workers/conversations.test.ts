@@ -25,11 +25,22 @@ const removeMember = (s: User, id: string, userId: string) => call("DELETE", `/c
 const createGroup = (s: User, members: string[], name = "team") =>
   call("POST", "/conversations", { token: s.token, body: { type: "group", name, members } });
 
+/** Section 17: a group whose earlier messages new members see too. */
+async function sharedGroup(owner: User, members: User[]) {
+  const res = await call("POST", "/conversations", {
+    token: owner.token,
+    body: { type: "group", name: "shared", members: members.map((m) => m.user_id), history: "shared" },
+  });
+  expect(res.status).toBe(201);
+  expect(res.json.history).toBe("shared");
+  return res.json.conversation_id as string;
+}
+
 const memberIds = (conv: any) => (conv.members as any[]).map((m) => m.user_id).sort();
 const roles = (conv: any) => Object.fromEntries((conv.members as any[]).map((m) => [m.user_id, m.role]));
 
 function expectConversationShape(conv: any) {
-  expect(Object.keys(conv).sort()).toEqual(["conversation_id", "created_at", "encryption", "members", "name", "type"]);
+  expect(Object.keys(conv).sort()).toEqual(["conversation_id", "created_at", "encryption", "history", "members", "name", "type"]);
   expect(conv.conversation_id).toMatch(ID);
   expect(typeof conv.created_at).toBe("number");
   for (const m of conv.members) {
@@ -458,11 +469,11 @@ describe("GET /v1/conversations", () => {
     expect(roles(summary)).toEqual({ [a.user_id]: "admin", [b.user_id]: "member" });
   });
 
-  it("shows a member added later the conversation's last message, not null", async () => {
+  it("shows a member added later to a shared-history group the conversation's last message, not null", async () => {
     const a = await user();
     const b = await user();
     const c = await user();
-    const id = await group(a, [b]);
+    const id = await sharedGroup(a, [b]);
     await send(a, id, "m1");
     const last = (await send(b, id, "m2")).json;
     expect((await addMembers(a, id, [c.user_id])).status).toBe(200);
@@ -475,10 +486,10 @@ describe("GET /v1/conversations", () => {
     });
   });
 
-  it("shows a re-added member the message sent while they were away as the last message", async () => {
+  it("shows a member re-added to a shared-history group the message sent while they were away as the last message", async () => {
     const a = await user();
     const b = await user();
-    const id = await group(a, [b]);
+    const id = await sharedGroup(a, [b]);
     await send(a, id, "before");
     expect((await removeMember(a, id, b.user_id)).status).toBe(204);
     const away = (await send(a, id, "while-away")).json;
@@ -489,11 +500,11 @@ describe("GET /v1/conversations", () => {
     });
   });
 
-  it("counts, for a member added later, the earlier messages from others as unread (contract: seq above the read marker)", async () => {
+  it("counts, for a member added later to a shared-history group, the earlier messages from others as unread (contract: seq above the read marker)", async () => {
     const a = await user();
     const b = await user();
     const c = await user();
-    const id = await group(a, [b]);
+    const id = await sharedGroup(a, [b]);
     await send(a, id, "m1");
     await send(b, id, "m2");
     expect((await addMembers(a, id, [c.user_id])).status).toBe(200);

@@ -302,12 +302,12 @@ describe("mls_commit messages", () => {
       const row = (await list(bob)).json.conversations.find((c: any) => c.conversation_id === id);
       expect(row.unread_count).toBe(2);
     });
-    // A member who joins later: the commits before them do not count either.
+    // A member who joins later sees nothing from before (section 17), so nothing of it is unread.
     const carol = await user("mc");
     expect((await call("POST", `/conversations/${id}/members`, { token: alice.token, body: { user_ids: [carol.user_id] } })).status).toBe(200);
     await eventually(async () => {
       const row = (await list(carol)).json.conversations.find((c: any) => c.conversation_id === id);
-      expect(row.unread_count).toBe(2);
+      expect(row.unread_count).toBe(0);
     });
   });
 });

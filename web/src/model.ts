@@ -398,6 +398,7 @@ export class AppModel {
       last_message: known?.last_message ?? null,
       unread_count: known?.unread_count ?? 0,
       last_read_seq: known?.last_read_seq ?? 0,
+      request: known?.request ?? false,
       created_at: c.created_at ?? known?.created_at ?? Date.now(),
     });
     this.namesOf(c);

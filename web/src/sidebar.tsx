@@ -255,7 +255,9 @@ function ConversationItem(props: { c: ConversationSummary; open: boolean; onOpen
   const { c } = props;
   const title = model.titleOf(c);
   const peer = model.peerOf(c);
-  const online = peer ? model.presence.get(peer)?.status === "online" : undefined;
+  // No dot for a peer whose presence is hidden from us (section 17: status "unknown").
+  const status = peer ? model.presence.get(peer)?.status : undefined;
+  const online = peer && status !== "unknown" ? status === "online" : undefined;
   const typing = model.typingIn(c.conversation_id);
   const last = c.last_message;
   const mine = last && last.sender_id === model.chat?.userId;

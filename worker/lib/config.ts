@@ -48,6 +48,8 @@ export interface Limits {
   hotMessages: number;
   /** Section 14: messages per R2 segment (moved together, from the conversation's alarm). */
   historySegmentMessages: number;
+  /** Users one user may block (section 17) → 422. */
+  maxBlocksPerUser: number;
 }
 
 /** R2 refuses to complete a multipart upload whose parts (but the last) are smaller. */
@@ -86,6 +88,7 @@ export function limits(env: Partial<Record<string, unknown>>): Limits {
     editWindowSeconds: int(s("EDIT_WINDOW_SECONDS"), 900),
     hotMessages: int(s("HOT_MESSAGES"), 5_000),
     historySegmentMessages: int(s("HISTORY_SEGMENT_MESSAGES"), 1_000),
+    maxBlocksPerUser: int(s("MAX_BLOCKS_PER_USER"), 1000),
     allowedOrigins: (s("ALLOWED_ORIGINS") ?? "")
       .split(",")
       .map((o) => o.trim())

@@ -53,6 +53,7 @@ export const openApiDocument = (app: Hono<AppEnv>) =>
         { name: "live", description: "WebSocket endpoints (section 6) and presence (section 7)" },
         { name: "push", description: "Web Push (section 8)" },
         { name: "media", description: "Media in R2 (section 9)" },
+        { name: "privacy", description: "Privacy settings and blocks (section 17)" },
         { name: "meta", description: "Health and this document (sections 12, 15)" },
       ],
       security: [{ bearer: [] }],

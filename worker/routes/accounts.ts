@@ -4,7 +4,8 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { conversationIdsOf, directory, liveDeviceCount, shareConversation } from "../../objects/directory";
 import { LoginBody, RegisterBody } from "../../protocol";
-import { DeviceSession, Me, PresenceSchema, PublicUser } from "../../protocol/responses";
+import { DeviceSession, Me, PublicUser, VisiblePresenceSchema } from "../../protocol/responses";
+import { maySeePresence, presenceAudience, UNKNOWN_PRESENCE } from "../../objects/privacy";
 import { devices, users } from "../../schema/schema";
 import { ApiError } from "../errors";
 import { parse, readJson } from "../lib/body";
@@ -172,9 +173,10 @@ const presenceDoc = describeRoute({
   operationId: "getPresence",
   tags: ["live"],
   summary: "A user's presence",
-  description: "Only for users who share a conversation with the caller.",
+  description:
+    'Only for users who share a conversation with the caller. Status "unknown" (last_seen null) when the user\'s last_seen setting, or their block, hides it from the caller (section 17).',
   parameters: [pathParameter("user_id", "The user")],
-  responses: { 200: json("Online, or offline since last_seen", PresenceSchema), ...errors("unauthorized", "forbidden", "not_found") },
+  responses: { 200: json("Online, offline since last_seen, or unknown", VisiblePresenceSchema), ...errors("unauthorized", "forbidden", "not_found") },
 });
 accounts.get("/users/:user_id/presence", presenceDoc, requireAuth(), async (c) => {
   const target = c.req.param("user_id");
@@ -184,5 +186,6 @@ accounts.get("/users/:user_id/presence", presenceDoc, requireAuth(), async (c) =
   if (target !== userId && !(await shareConversation(c.env.DB, userId, target))) {
     throw new ApiError("forbidden", "you share no conversation with this user");
   }
+  if (!maySeePresence(await presenceAudience(c.env.DB, [target, userId]), target, userId)) return c.json(UNKNOWN_PRESENCE);
   return c.json(await inboxStub(c.env, target).getPresence());
 });

@@ -36,12 +36,13 @@ const createDoc = describeRoute({
   summary: "Create a direct or a group conversation",
   description:
     "A pair of users has exactly one direct conversation: 201 when this call created it, 200 with the existing one. " +
-    "A group's creator is its admin; the member limit is checked before the members' existence.",
+    "A group's creator is its admin; the member limit is checked before the members' existence. " +
+    "403 when a member's add_to_groups setting or a block refuses the creator (section 17).",
   requestBody: jsonBody(CreateConversationBody),
   responses: {
     200: json("The existing direct conversation", ConversationSchema),
     201: json("The new conversation", ConversationSchema),
-    ...errors("invalid_request", "unauthorized", "not_found", "too_large", "limit_exceeded", "rate_limited"),
+    ...errors("invalid_request", "unauthorized", "forbidden", "not_found", "too_large", "limit_exceeded", "rate_limited"),
   },
 });
 conversations.post("/conversations", createDoc, async (c) => {
@@ -75,6 +76,7 @@ conversations.post("/conversations", createDoc, async (c) => {
     creator: userId,
     others: body.members,
     encryption: body.encryption ?? "none",
+    history: body.history ?? "since_join",
   });
   return c.json(unwrap(outcome), 201);
 });
@@ -108,6 +110,7 @@ const addMembersDoc = describeRoute({
   operationId: "addMembers",
   tags: ["conversations"],
   summary: "Add members to a group (admins)",
+  description: "403 when a new member's add_to_groups setting or a block refuses the caller (section 17).",
   parameters: [idParam],
   requestBody: jsonBody(AddMembersBody),
   responses: {
@@ -164,7 +167,9 @@ const historyDoc = describeRoute({
   operationId: "history",
   tags: ["messages"],
   summary: "A page of history, ascending seq",
-  description: "after_seq: the messages after it; before_seq: the ones just below it; neither: the newest page.",
+  description:
+    "after_seq: the messages after it; before_seq: the ones just below it; neither: the newest page. " +
+    'Only messages from when the caller (last) joined, unless the group\'s history is "shared" (section 17).',
   parameters: [idParam, ...queryParameters(HistoryQuery)],
   responses: { 200: json("One page", HistoryPage), ...errors("invalid_request", "unauthorized", "forbidden", "not_found") },
 });

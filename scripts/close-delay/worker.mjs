@@ -1,0 +1,40 @@
+import { DurableObject } from "cloudflare:workers";
+export class O extends DurableObject {
+  async fetch(req) {
+    const url = new URL(req.url);
+    if (url.pathname === "/close") {
+      const mode = url.searchParams.get("mode");
+      globalThis.noreply = mode === "noreply";
+      const code = mode === "code1000" ? 1000 : 4403;
+      const doClose = (ws) => {
+        if (mode === "send-first") ws.send('{"type":"bye"}');
+        ws.close(code, "removed");
+      };
+      for (const ws of this.ctx.getWebSockets()) {
+        if (mode === "timeout") setTimeout(() => doClose(ws), 0);
+        else if (mode === "waituntil") this.ctx.waitUntil((async () => { ws.send("x"); await new Promise((r) => setTimeout(r, 10)); doClose(ws); })());
+        else doClose(ws);
+      }
+      for (const ws of this.plain ?? []) ws.close(4403, "removed");
+      console.log("closed at", Date.now() % 100000);
+      return new Response("ok");
+    }
+    const pair = new WebSocketPair();
+    if (url.searchParams.get("accept") === "plain") {
+      pair[1].accept();
+      (this.plain ??= []).push(pair[1]);
+    } else {
+      this.ctx.acceptWebSocket(pair[1]);
+    }
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+  webSocketMessage(ws, m) { ws.send(m); }
+  webSocketClose(ws, code) {
+    console.log("webSocketClose", code, Date.now() % 100000);
+    if (globalThis.noreply) return;
+    try { ws.close(code === 1005 ? 1000 : code, "bye"); } catch {}
+  }
+}
+export default {
+  fetch(req, env) { return env.O.get(env.O.idFromName("x")).fetch(req); },
+};
