@@ -12,6 +12,10 @@ export default defineConfig({
             miniflare: {
               bindings: {
                 TOKEN_SECRET: "test-secret-0123456789abcdef0123456789abcdef",
+                // A fixed test pair: without it the workers tests depended on a .dev.vars that
+                // only a run of the local server (the e2e tests) happened to write first.
+                VAPID_PUBLIC_KEY: "BGC8wYf0g7FpTnfg2Ee9hgbBQsKWB_Z6Awmltizi4vPeDFtYYU0XYhW7gNIz3XwwsHI4SzyEbYFTBGNAKnvOIwM",
+                VAPID_PRIVATE_KEY: "aXghLKjr6hPWFuE7qPiwWbWKeJBtyB4WYpf3oHHG4Fo",
                 ALLOWED_ORIGINS: "https://app.example",
                 MAX_SOCKETS_PER_USER: "4",
                 MAX_CONVERSATION_SOCKETS_PER_USER: "6",

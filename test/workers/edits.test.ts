@@ -4,10 +4,10 @@
  * conversation list as messages now are, and a deleted message's content gone from storage.
  */
 import { runInDurableObject } from "cloudflare:test";
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { direct, eventually, expectError, history, list, user, type User } from "./api-helpers";
-import { call, group, openSocket, send } from "./helpers";
+import { BASE, call, group, openSocket, send } from "./helpers";
 
 const conversationStub = (id: string) => env.CONVERSATION.get(env.CONVERSATION.idFromName(id));
 const inboxStub = (userId: string) => env.INBOX.get(env.INBOX.idFromName(userId));
@@ -28,10 +28,25 @@ async function messageAt(s: User, id: string, seq: number) {
 /** Three members: a (group admin), b and c; `seq` 1 is b's, 2 is a's. */
 async function setup() {
   const [a, b, c] = await Promise.all([user("ea"), user("eb"), user("ec")]);
-  const id = await group(a, [b, c]);
+  // History shared (section 17), so that a member added later sees the messages before them.
+  const created = await call("POST", "/conversations", { token: a.token, body: { type: "group", name: "g", members: [b.user_id, c.user_id], history: "shared" } });
+  const id = created.json.conversation_id as string;
   const first = (await send(b, id, "b-1", "from b")).json;
   const second = (await send(a, id, "a-1", "from a")).json;
   return { a, b, c, id, first, second };
+}
+
+/** A completed media of the conversation (section 9), for media messages. */
+async function uploaded(s: { token: string }, conversationId: string): Promise<string> {
+  const res = await exports.default.fetch(
+    new Request(`${BASE}/conversations/${conversationId}/media`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${s.token}`, "content-type": "image/png" },
+      body: new Uint8Array([137, 80, 78, 71, 1, 2, 3]),
+    }),
+  );
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { media_id: string }).media_id;
 }
 
 /** Every piece of text an object holds in SQLite, to look for erased content in. */
@@ -95,7 +110,7 @@ describe("PATCH /v1/conversations/:id/messages/:seq (edit)", () => {
     expectError(await call("PATCH", `/conversations/${id}/messages/2`, { body: { content: "x" } }), 401, "unauthorized");
     const media = await call("POST", `/conversations/${id}/messages`, {
       token: a.token,
-      body: { client_message_id: "media-1", kind: "media", content: "", media_id: "m_1" },
+      body: { client_message_id: "media-1", kind: "media", content: "", media_id: await uploaded(a, id) },
     });
     expect(media.status).toBe(201);
     expectError(await edit(a, id, media.json.seq, "caption"), 403, "forbidden");
@@ -180,7 +195,7 @@ describe("DELETE /v1/conversations/:id/messages/:seq", () => {
     const { a, id } = await setup();
     const media = await call("POST", `/conversations/${id}/messages`, {
       token: a.token,
-      body: { client_message_id: "media-2", kind: "media", content: "a caption", media_id: "m_2" },
+      body: { client_message_id: "media-2", kind: "media", content: "a caption", media_id: await uploaded(a, id) },
     });
     expect((await remove(a, id, media.json.seq)).status).toBe(204);
     const now = await messageAt(a, id, media.json.seq);
