@@ -20,9 +20,18 @@ export function EncryptionLock(props: { id: string; encrypted: boolean }) {
   useEffect(() => {
     if (!open || !model.chat) return;
     let live = true;
-    void model.chat.fingerprints(props.id).then((f) => live && setShown(f));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // Not joined yet (a new device joins as it connects): look again until it has.
+    const read = () =>
+      void model.chat?.fingerprints(props.id).then((f) => {
+        if (!live) return;
+        setShown(f);
+        if (f === null) timer = setTimeout(read, 1_000);
+      });
+    read();
     return () => {
       live = false;
+      clearTimeout(timer);
     };
   }, [open, props.id]);
 
