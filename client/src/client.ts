@@ -463,9 +463,17 @@ export class ChatClient extends Emitter<ChatEvents> {
    * resolves with the message as it now is. Everyone, this client too, gets `updated`.
    */
   async editMessage(conversationId: string, seq: number, text: string): Promise<ChatMessage> {
-    const encoded = await this.codecFor(conversationId).encodeText(conversationId, text, newClientMessageId());
-    const message = await this.http.request<Message>("PATCH", `${messagePath(conversationId, seq)}`, { content: encoded.content });
-    return this.decode(message);
+    const codec = this.codecFor(conversationId);
+    const encoded = await codec.encodeText(conversationId, text, newClientMessageId());
+    // Known here before the server's message_updated can come back on the stream.
+    const before = encoded.kind === "encrypted" ? await this.mls.rememberEdit(conversationId, seq, text) : undefined;
+    try {
+      const message = await this.http.request<Message>("PATCH", `${messagePath(conversationId, seq)}`, { content: encoded.content });
+      return await this.decode(message);
+    } catch (err) {
+      if (encoded.kind === "encrypted") await this.mls.rememberEdit(conversationId, seq, before);
+      throw err;
+    }
   }
 
   /** Deletes a message (one's own, or any as a group admin): it stays as `{deleted: true, content: ""}`. */
@@ -731,7 +739,8 @@ export class ChatClient extends Emitter<ChatEvents> {
         break;
       case "message_updated": {
         // Section 13: the message as it now is; the app replaces what it shows for that seq.
-        const updated = await this.decode(event.message as Message);
+        const changed = event.message as Message;
+        const updated = changed.kind === "encrypted" ? await this.mls.decodeUpdated(changed as ChatMessage) : await this.decode(changed);
         toEmit.push(() => this.emit("updated", updated));
         break;
       }

@@ -56,9 +56,10 @@ describe.skipIf(!existsSync(CHROMIUM))("edits, deletes and reactions in the web 
     await alice.getByTestId("composer").fill("first words");
     await alice.getByTestId("composer").press("Enter");
     const message = alice.getByTestId("message").filter({ hasText: "first words" });
-    await until("the message is sent", async () => (await message.getAttribute("data-seq")) === "1");
+    // The conversation is encrypted (the default): its MLS commit is seq 1, the message seq 2.
+    await until("the message is sent", async () => (await message.getAttribute("data-seq")) === "2");
 
-    await bob.react(conversationId, 1, "🎉");
+    await bob.react(conversationId, 2, "🎉");
     await message.getByTestId("message-reactions").getByText("🎉").waitFor();
 
     alice.once("dialog", (dialog) => void dialog.accept("better words"));

@@ -214,7 +214,7 @@ function MessageActions(props: { m: ChatMessage; mine: boolean }) {
   if (m.kind !== "text" && m.kind !== "media" && m.kind !== "encrypted") return null;
   const me = model.chat?.userId ?? "";
   const thumbed = m.reactions?.["👍"]?.includes(me) ?? false;
-  const editable = mine && m.kind === "text";
+  const editable = mine && (m.kind === "text" || (m.kind === "encrypted" && m.text !== undefined && !m.media));
   return (
     <span class="msg-actions">
       <button type="button" data-testid="react-button" aria-pressed={thumbed} title="React 👍" onClick={() => model.changeMessage(m, { react: thumbed ? null : "👍" })}>

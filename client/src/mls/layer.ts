@@ -303,6 +303,53 @@ export class MlsLayer {
     });
   }
 
+  /**
+   * `message_updated` of an encrypted message (section 13): an edit's new PrivateMessage is
+   * decrypted (once: a replay finds it cached), a delete forgets the plaintext here too, and a
+   * reaction change keeps what is cached.
+   */
+  decodeUpdated(message: ChatMessage): Promise<ChatMessage> {
+    const conv = message.conversation_id;
+    return this.locked(conv, async () => {
+      if (message.kind !== "encrypted") return message;
+      const cache = await this.text(conv);
+      if (message.deleted) {
+        if (cache.seq[message.seq] !== undefined) {
+          delete cache.seq[message.seq];
+          this.dirty.add(conv);
+        }
+        return message;
+      }
+      const g = await this.group(conv);
+      if (g && message.edited_at !== undefined) {
+        try {
+          const result = await processIncoming(g.state, message.content);
+          g.state = result.state;
+          this.dirty.add(conv);
+          const payload = result.kind === "application" ? (JSON.parse(new TextDecoder().decode(result.data)) as Partial<Payload>) : null;
+          if (payload && isPayload(payload)) cache.seq[message.seq] = cachedForm(payload);
+        } catch {
+          // this device's own edit, or one already read: the cache has it
+        }
+      }
+      const known = cache.seq[message.seq];
+      return known === undefined ? message : withCached(message, known);
+    });
+  }
+
+  /** This device edited a message: what it now says (no device can decrypt its own PrivateMessage). */
+  rememberEdit(conversationId: string, seq: number, text: string | undefined): Promise<string | undefined> {
+    return this.locked(conversationId, async () => {
+      const cache = await this.text(conversationId);
+      const before = cache.seq[seq];
+      if (text === undefined) delete cache.seq[seq];
+      else cache.seq[seq] = text;
+      this.dirty.add(conversationId);
+      await this.flush(conversationId);
+      return before;
+    });
+  }
+
   private async fromCache(message: ChatMessage): Promise<ChatMessage> {
     if (message.kind !== "encrypted" || message.deleted) return message;
     const cache = await this.text(message.conversation_id);
