@@ -213,6 +213,28 @@ describe("SDK: MLS-encrypted conversations", () => {
     await allRead([...alice, ...bob, dave], conversationId, [text], "every device reads what the unconnected client sent");
   });
 
+  it("encrypted media: the server holds ciphertext; members decrypt it with the key the message carried; edits are decrypted too", async () => {
+    const bytes = new TextEncoder().encode(marker("inside-a-file").repeat(40));
+    const sent = await alice[0]!.chat.sendMedia(conversationId, bytes, { contentType: "text/plain", name: "notes.txt" });
+    expect(sent.kind).toBe("encrypted");
+    const atBob = await eventually(async () => bob[0]!.got.find((m) => m.seq === sent.seq && m.media?.key), 30_000, "bob's copy of the media message");
+    expect(atBob.media).toMatchObject({ name: "notes.txt", type: "text/plain", size: bytes.length });
+    const plain = new Uint8Array(await (await bob[0]!.chat.fetchMedia(conversationId, sent.media_id!, atBob.media)).arrayBuffer());
+    expect(plain).toEqual(bytes);
+    // What the server serves is ciphertext, typed as such.
+    const raw = await fetch(`${server.baseUrl}/v1/conversations/${conversationId}/media/${sent.media_id}`, { headers: { authorization: `Bearer ${bob[0]!.chat.getToken()}` } });
+    expect(raw.headers.get("content-type")).toBe("application/octet-stream");
+    expect(new Uint8Array(await raw.arrayBuffer())).not.toEqual(bytes);
+
+    const updated: ChatMessage[] = [];
+    bob[0]!.chat.on("updated", (m) => updated.push(m));
+    const text = await alice[0]!.chat.sendText(conversationId, marker("before-edit"));
+    await allRead([bob[0]!], conversationId, [text.text!], "bob reads the text before the edit");
+    const edit = marker("after-edit");
+    await alice[0]!.chat.editMessage(conversationId, text.seq, edit);
+    await eventually(async () => (updated.some((m) => m.seq === text.seq && m.text === edit) ? true : undefined), 30_000, "bob decrypts the edit");
+  });
+
   it("every device shows the same key fingerprints for the group, to compare out of band", async () => {
     const devices = [...alice, ...bob, dave];
     const shown = await eventually(
