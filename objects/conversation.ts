@@ -28,6 +28,7 @@ import { MlsStore, type CommitFacts } from "./mls-store";
 import { deviceIdentity } from "../mls/adapter";
 import { directory, forgetMember, liveDevicesOf, recordConversation, recordMembers, unknownUsers } from "./directory";
 import { FanOut } from "./fanout";
+import { SendLeases } from "./send-leases";
 import type { Presence } from "./presence";
 import { PresenceWatch } from "./presence-watch";
 import { errorFrame, parseFrame } from "./frames";
@@ -80,6 +81,9 @@ export class Conversation extends DurableObject<Env> {
   private readonly calls: CallSignals;
   private readonly mls: MlsStore;
   private readonly limits = limits(this.env as unknown as Record<string, unknown>);
+  private readonly sendTokens = new SendLeases(this.limits.sendRatePerMinute, (userId, want, giveBack) =>
+    this.env.INBOX.get(this.env.INBOX.idFromName(userId)).leaseSendTokens(want, giveBack),
+  );
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -294,13 +298,12 @@ export class Conversation extends DurableObject<Env> {
       return fail("too_large", `content is longer than ${this.limits.maxContentChars} characters`);
     }
     if (input.kind === "media" && !input.media_id) return fail("invalid_request", "media_id: required for kind media");
-    if (this.store.info()!.encryption === "mls" && input.kind !== "encrypted") {
+    if (this.store.encryption() === "mls" && input.kind !== "encrypted") {
       return fail("invalid_request", 'kind: an "mls" conversation takes only kind "encrypted" (and commits through …/mls/commits)');
     }
     const original = this.store.messageByClientId(caller.userId, input.client_message_id);
     if (original) return ok(original, false);
-    const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(caller.userId));
-    const token = await inbox.takeSendToken();
+    const token = await this.sendTokens.take(caller.userId);
     if (!token.ok) return fail("rate_limited", "too many messages; slow down", token.retryAfterSeconds);
     // The same message may have been stored while the bucket answered.
     const raced = this.store.messageByClientId(caller.userId, input.client_message_id);
@@ -343,8 +346,7 @@ export class Conversation extends DurableObject<Env> {
     const live = new Set(
       candidates.length ? (await liveDevicesOf(directory(this.env.DB), candidates)).map((d) => deviceIdentity(d.userId, d.deviceId)) : [],
     );
-    const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(caller.userId));
-    const token = await inbox.takeSendToken();
+    const token = await this.sendTokens.take(caller.userId);
     if (!token.ok) return fail("rate_limited", "too many messages; slow down", token.retryAfterSeconds);
 
     const raced = this.commitRepeat(caller, input);
@@ -397,7 +399,7 @@ export class Conversation extends DurableObject<Env> {
   }
 
   private checkMember(userId: string) {
-    if (!this.store.info()) return fail("not_found", "no such conversation");
+    if (!this.store.exists()) return fail("not_found", "no such conversation");
     if (!this.store.activeMember(userId)) return fail("forbidden", "not a member of this conversation");
     return null;
   }
