@@ -85,6 +85,13 @@ export class Profiler {
   }
 }
 
+/**
+ * A sample's weight: its time delta, capped at 4 ms (8 sampling intervals). When the
+ * isolate's thread is not running JS the sampler is not ticking, and the next sample would
+ * otherwise carry seconds of waiting onto whatever frame it lands in.
+ */
+const sampleUs = (profile: CpuProfile, i: number) => Math.min(4_000, profile.timeDeltas[i] ?? 0);
+
 export interface ProfileSummary {
   /** The summary as text (summarizeProfile). */
   text: string;
@@ -113,7 +120,7 @@ function selfTimes(profile: CpuProfile): { self: Map<string, number>; total: num
   const self = new Map<string, number>();
   let total = 0;
   profile.samples.forEach((id, i) => {
-    const dt = profile.timeDeltas[i] ?? 0;
+    const dt = sampleUs(profile, i);
     const n = byId.get(id);
     if (!n) return;
     total += dt;
@@ -133,7 +140,7 @@ export function summarizeProfile(profile: CpuProfile, top = 25): string {
   let total = 0;
   let sqlTotal = 0;
   profile.samples.forEach((id, i) => {
-    const dt = profile.timeDeltas[i] ?? 0;
+    const dt = sampleUs(profile, i);
     const n = byId.get(id);
     if (!n) return;
     total += dt;
