@@ -115,6 +115,17 @@ function measured(path: string): PerMessage {
 // ---- the model -------------------------------------------------------------------
 
 const m = measured(resultsPath);
+
+/** The bench's "RSS per 1,000 idle device sockets" (MB), if the results have it. */
+function idleSocketMB(path: string): number | null {
+  try {
+    const figures = (JSON.parse(readFileSync(path, "utf8")) as { figures: { name: string; real: number | null }[] }).figures;
+    return figures.find((f) => f.name.startsWith("RSS per 1,000 idle device sockets"))?.real ?? null;
+  } catch {
+    return null;
+  }
+}
+const socketMB = idleSocketMB(resultsPath);
 const inboxesPerMessage = (1 - LOAD.groupShare) * LOAD.directMembers + LOAD.groupShare * LOAD.groupMembers;
 const recipientsPerMessage = inboxesPerMessage - 1;
 const DAY = 86_400;
@@ -193,7 +204,7 @@ function fmt(n: number): string {
   return n.toFixed(n >= 10 ? 0 : 2);
 }
 function bytes(n: number): string {
-  for (const [d, s] of [[1e15, " PB"], [1e12, " TB"], [1e9, " GB"], [1e6, " MB"]] as const) if (n >= d) return `${(n / d).toFixed(1)}${s}`;
+  for (const [d, s] of [[1e18, " EB"], [1e15, " PB"], [1e12, " TB"], [1e9, " GB"], [1e6, " MB"]] as const) if (n >= d) return `${(n / d).toFixed(1)}${s}`;
   return `${n.toFixed(0)} B`;
 }
 const usd = (n: number) => `$${n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(0)}`;
@@ -221,9 +232,17 @@ out.push("");
 out.push("| | this model | the seeds' napkin |");
 out.push("|---|---|---|");
 out.push(`| connections | ${fmt(low.connections)}–${fmt(high.connections)} hibernated WebSockets held by Cloudflare's edge: no gateway servers to run | ${SEEDS.gatewayServers} |`);
-out.push(`| connection memory | not billed while hibernated; locally each idle socket grew workerd by the bench's "RSS per 1,000 idle sockets" | ${SEEDS.connectionRam} |`);
+out.push(
+  `| connection memory | not billed while hibernated; ${
+    socketMB === null
+      ? "see the bench's RSS per 1,000 idle sockets"
+      : `locally an idle device socket grew workerd by ${Math.round(socketMB)} KB, so ${bytes(low.connections * socketMB * 1000)}–${bytes(high.connections * socketMB * 1000)} across Cloudflare's machines (workerd and Miniflare's own per-socket cost included)`
+  } | ${SEEDS.connectionRam} |`,
+);
 out.push(`| objects in memory at peak | ~${fmt(low.conversationsAlive)}–${fmt(high.conversationsAlive)} conversations, ~${fmt(low.inboxesAlive)}–${fmt(high.inboxesAlive)} inboxes (an event in the last ~10 s) | — |`);
-out.push(`| storage | hot SQLite ${bytes(low.hotBytes)}–${bytes(high.hotBytes)} (90 days of text, ${inboxesPerMessage.toFixed(1)} copies: one per inbox); R2 ${bytes(low.r2Stored)}–${bytes(high.r2Stored)} of media; ${bytes(low.yearlyBytes)}–${bytes(high.yearlyBytes)} written a year | ${SEEDS.storage} |`);
+out.push(
+  `| storage | hot SQLite ${bytes(low.hotBytes)}–${bytes(high.hotBytes)} (90 days of text, ${inboxesPerMessage.toFixed(1)} copies: one per inbox); R2 ${bytes(low.r2Stored)}–${bytes(high.r2Stored)} of media; ${bytes(low.yearlyBytes)}–${bytes(high.yearlyBytes)} written a year, almost all media (20 % × 2 MB: the seeds' own table has 8,800 TB/day of media, written there as "9 TB/day") | ${SEEDS.storage} |`,
+);
 out.push("");
 out.push("Where the model is limited:");
 out.push(
