@@ -8,7 +8,7 @@
  *
  * What it costs: writes that arrive while a round of inbox calls is out join the next
  * round, so a busy conversation sends each inbox one batch per round, not one call per
- * message. Members at the same position get the same entries, read once. An inbox that
+ * message (a big group's round also waits a few ms for the writes right behind the first). Members at the same position get the same entries, read once. An inbox that
  * answers that no device socket is open there (nobody is reading its stream live) is sent
  * at most once per IDLE_INBOX_INTERVAL_MS: a busy room then costs its idle members a few
  * calls a second between them rather than one per message each.
@@ -23,6 +23,13 @@ const BATCH = 200;
 const PARALLEL_INBOXES = 16;
 /** How often, at most, an inbox with no device socket open is sent what it is owed. */
 export const IDLE_INBOX_INTERVAL_MS = 250;
+/**
+ * A round to at least this many inboxes waits COALESCE_MS for the writes right behind the
+ * first: in a big group each round costs one call per member, so a burst is sent in fewer
+ * rounds; small conversations start their round at once.
+ */
+const BIG_ROUND = 32;
+const COALESCE_MS = 5;
 
 export class FanOut {
   private running: Promise<void> | null = null;
@@ -32,6 +39,10 @@ export class FanOut {
   private alarmAt: number | null = null;
   /** Members whose inbox last said no device socket is open there, and when that batch went. */
   private readonly idleSince = new Map<string, number>();
+  /** The last round went to at least BIG_ROUND inboxes. */
+  private bigRounds = false;
+  /** A round is due in COALESCE_MS; later writes join it. */
+  private coalescing = false;
   /** The round due when the first idle member's interval is over. */
   private idleTimer: { at: number; timer: ReturnType<typeof setTimeout> } | null = null;
 
@@ -44,7 +55,13 @@ export class FanOut {
   /** After a write that owes inboxes events: arm the safety net, then drain without waiting. */
   async kick(): Promise<void> {
     await this.wakeAt(Date.now() + SAFETY_NET_MS);
-    this.resume();
+    if (!this.bigRounds) return this.resume();
+    if (this.coalescing) return;
+    this.coalescing = true;
+    setTimeout(() => {
+      this.coalescing = false;
+      this.resume();
+    }, COALESCE_MS);
   }
 
   /** Makes sure the alarm fires no later than `at`. */
@@ -88,6 +105,7 @@ export class FanOut {
       this.again = false;
       const due = this.dueNow(this.store.membersOwed());
       if (due.length === 0) continue;
+      this.bigRounds = due.length >= BIG_ROUND;
       const conversationId = this.store.id();
       const feed = new SharedFeed(this.store);
       // Confirmations are written together once the round is over: one statement, not one per inbox.
