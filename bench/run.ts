@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { parseOptions, USAGE, type ScenarioName } from "./lib/options.ts";
 import { hooks } from "./lib/measure.ts";
 import { Pool } from "./lib/pool.ts";
-import { freePort, Profiler, summarizeProfile } from "./lib/profile.ts";
+import { freePort, Profiler, profileSummary, type ProfileSummary } from "./lib/profile.ts";
 import { consoleTable, markdown, svg, type RunMeta } from "./lib/report.ts";
 import { SCENARIO_FUNCTIONS, type Ctx, type Figure, type ScenarioResult } from "./lib/scenarios.ts";
 import { makeSecrets, MINIFLARE_VERSION, startBaseline, startReal, type ServerHandle } from "./lib/server.ts";
@@ -68,6 +68,8 @@ const vars: Record<string, string> = {
   USER_LOOKUPS_PER_MINUTE: "100000000",
   TYPING_FRAMES_PER_MINUTE: "100000000",
   ...(o.fanoutMembers > 256 ? { MAX_GROUP_MEMBERS: String(o.fanoutMembers) } : {}),
+  // Counts the billed units (worker/lib/meter.ts), read at every step.
+  BENCH_METER: "1",
 };
 const inspectorPort = o.profile ? await freePort() : undefined;
 const realOptions = {
@@ -109,16 +111,10 @@ async function freshServers() {
 }
 const problemsOfDisposed: Record<string, number> = {};
 pool = new Pool(o.procs);
-// The profiler attaches at the first measured step: attached during setup, it sent workerd
-// into tens of seconds of busy CPU (the inspector, not the server).
+// The profiler attaches at each scenario's first measured step: attached during setup, it
+// sent workerd into tens of seconds of busy CPU (the inspector, not the server).
 let profiler: Profiler | null = null;
-if (inspectorPort) {
-  hooks.beforeStep = async () => {
-    hooks.beforeStep = null;
-    profiler = await Profiler.start(inspectorPort, "edge-chat");
-    progress("profiling the edge-chat isolate from here on (its figures are slowed by the profiler this run)");
-  };
-}
+const profiles: Record<string, ProfileSummary> = {};
 
 const ctx: Ctx = {
   o,
@@ -133,6 +129,13 @@ const results: Partial<Record<ScenarioName, ScenarioResult | { error: string }>>
 let failed = false;
 for (const name of o.scenarios) {
   progress(`== ${name}`);
+  if (inspectorPort) {
+    hooks.beforeStep = async () => {
+      hooks.beforeStep = null;
+      profiler = await Profiler.start(inspectorPort, "edge-chat");
+      progress(`profiling the edge-chat isolate for ${name} (its figures are slowed by the profiler this run)`);
+    };
+  }
   try {
     results[name] = await SCENARIO_FUNCTIONS[name](ctx);
   } catch (err) {
@@ -141,13 +144,18 @@ for (const name of o.scenarios) {
     results[name] = { error: String(err) };
     await pool.close().catch(() => {});
   }
+  hooks.beforeStep = null;
+  if (profiler) {
+    const profile = await (profiler as Profiler).stop();
+    profiler = null;
+    writeFileSync(`${base}.${name}.cpuprofile`, JSON.stringify(profile));
+    profiles[name] = profileSummary(profile);
+    progress(`CPU profile of ${name}: ${base}.${name}.cpuprofile`);
+  }
 }
-
-if (profiler) {
-  const profile = await (profiler as Profiler).stop();
-  writeFileSync(`${base}.cpuprofile`, JSON.stringify(profile));
-  writeFileSync(`${base}.profile.txt`, summarizeProfile(profile));
-  progress(`CPU profile: ${base}.cpuprofile, summary in ${base}.profile.txt`);
+if (Object.keys(profiles).length) {
+  writeFileSync(`${base}.profile.txt`, Object.entries(profiles).map(([name, p]) => `== ${name}\n${p.text}`).join("\n"));
+  progress(`CPU profile summaries: ${base}.profile.txt`);
 }
 
 const figures: Figure[] = Object.values(results).flatMap((r) => (r && "figures" in r ? r.figures : []));
@@ -176,8 +184,8 @@ if (ctx.accounts.registrationMs.length) {
   (meta as RunMeta & { registrationMs?: number[] }).registrationMs = ctx.accounts.registrationMs.map((v) => Math.round(v));
 }
 
-writeFileSync(`${base}.json`, JSON.stringify(jsonSafe({ meta, figures, scenarios: results }), null, 2) + "\n");
-writeFileSync(`${base}.md`, markdown(meta, figures, sustainedDetails));
+writeFileSync(`${base}.json`, JSON.stringify(jsonSafe({ meta, figures, scenarios: results, profiles: Object.fromEntries(Object.entries(profiles).map(([k, p]) => [k, p.top])) }), null, 2) + "\n");
+writeFileSync(`${base}.md`, markdown(meta, figures, sustainedDetails, profiles));
 writeFileSync(
   `${base}.svg`,
   svg(figures, sustainedDetails, `edge-chat vs baseline — ${meta.date.slice(0, 16).replace("T", " ")}${o.quick ? " (quick)" : ""}`, o.maxAckP99),

@@ -99,12 +99,29 @@ interface MessageRow extends Record<string, SqlStorageValue> {
   reactions: string | null;
 }
 
-type FeedRow = MessageRow & { feed_id: number; feed_type: FeedEvent["type"]; feed_seq: number | null; payload: string | null };
+type FeedRow = MessageRow & { feed_id: number; feed_type: FeedEvent["type"]; feed_seq: number | null; payload: string | null; only_user: string | null };
 
 /** One event owed to one inbox, with its position in the conversation's feed. */
 export interface OwedEvent {
   feedId: number;
   event: FeedEvent;
+}
+
+/** A feed entry as read for every member: `onlyUser` names the one member it is for, if any. */
+export interface FeedEntry extends OwedEvent {
+  onlyUser: string | null;
+}
+
+/**
+ * One member's events among `entries` (read with `limit` up to `end`), and the position
+ * confirming them reaches: the last entry read when the read was cut by the limit.
+ */
+/** No user id is empty: an entry for `NOBODY` is read past but delivered to no one. */
+const NOBODY = "";
+
+export function eventsFor(userId: string, entries: FeedEntry[], end: number, limit: number): { events: OwedEvent[]; upto: number } {
+  const events = entries.filter((e) => e.onlyUser === null || e.onlyUser === userId).map(({ feedId, event }) => ({ feedId, event }));
+  return { events, upto: entries.length === limit ? entries[entries.length - 1]!.feedId : end };
 }
 
 /** Whether `migrate` ever ran in this object's storage. */
@@ -116,7 +133,8 @@ export class ConversationStore {
 
   constructor(private readonly sql: SqlStorage) {}
 
-  private id(): string {
+  /** The conversation's id, read once. */
+  id(): string {
     return (this.conversationId ??= this.info()!.id);
   }
 
@@ -124,6 +142,19 @@ export class ConversationStore {
   info(): InfoRow | null {
     if (!this.hasTables()) return null;
     return this.sql.exec<InfoRow>("SELECT * FROM info").toArray()[0] ?? null;
+  }
+
+  private present = false;
+  /** Whether a conversation is stored here: once one is, it stays (nothing deletes it), so this is asked once. */
+  exists(): boolean {
+    this.present ||= this.info() !== null;
+    return this.present;
+  }
+
+  private encryptionMode: Encryption | null = null;
+  /** Fixed when the conversation is created. */
+  encryption(): Encryption {
+    return (this.encryptionMode ??= this.info()!.encryption);
   }
 
   private tables = false;
@@ -312,8 +343,7 @@ export class ConversationStore {
 
   /** Stores a message and its feed entry; `seq` is the next after the last, so there are no gaps. */
   appendMessage(m: Omit<Message, "seq" | "conversation_id">): Message {
-    const seq = this.info()!.last_seq + 1;
-    this.sql.exec("UPDATE info SET last_seq = ?", seq);
+    const seq = this.sql.exec<{ last_seq: number }>("UPDATE info SET last_seq = last_seq + 1 RETURNING last_seq").one().last_seq;
     this.sql.exec(
       `INSERT INTO messages (seq, message_id, sender_id, sender_device_id, client_message_id, kind, content, media_id, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -426,44 +456,61 @@ export class ConversationStore {
    */
   owedTo(member: MemberRow, limit: number): { events: OwedEvent[]; upto: number } {
     const end = member.feed_end ?? this.lastFeedId();
-    const rows = this.sql
-      .exec<FeedRow>(
-        `SELECT f.id AS feed_id, f.type AS feed_type, f.seq AS feed_seq, f.payload, m.* FROM feed f
-         LEFT JOIN messages m ON f.type IN ('message', 'message_updated') AND m.seq = f.seq
-         WHERE f.id > ? AND f.id <= ? AND (f.only_user IS NULL OR f.only_user = ?)
-         ORDER BY f.id LIMIT ?`,
-        member.fed_upto,
-        end,
-        member.user_id,
-        limit,
-      )
-      .toArray();
-    const events = rows.flatMap((r): OwedEvent[] => {
-      if (r.feed_type !== "message" && r.feed_type !== "message_updated") return [{ feedId: r.feed_id, event: JSON.parse(r.payload!) as FeedEvent }];
-      // An archived message (only ever with its changes in the overlay: see archivableUpTo).
-      const message = r.seq !== null ? this.toMessage(r) : this.currentMessage(r.feed_seq!);
-      if (!message) {
-        console.error(`feed ${r.feed_id}: message ${r.feed_seq} is neither hot nor in the overlay; skipped`);
-        return [];
-      }
-      return [{ feedId: r.feed_id, event: { type: r.feed_type, message } }];
-    });
-    const upto = rows.length === limit ? rows[rows.length - 1]!.feed_id : end;
-    return { events, upto };
+    return eventsFor(member.user_id, this.feedAfter(member.fed_upto, end, limit), end, limit);
   }
 
-  confirmFed(userId: string, upto: number): void {
-    this.sql.exec("UPDATE members SET fed_upto = max(fed_upto, ?) WHERE user_id = ?", upto, userId);
+  /**
+   * Up to `limit` feed entries after `after` up to `end`, for every member: members at the
+   * same position share one read and take their own with `eventsFor`.
+   */
+  feedAfter(after: number, end: number, limit: number): FeedEntry[] {
+    return this.sql
+      .exec<FeedRow>(
+        `SELECT f.id AS feed_id, f.type AS feed_type, f.seq AS feed_seq, f.payload, f.only_user, m.* FROM feed f
+         LEFT JOIN messages m ON f.type IN ('message', 'message_updated') AND m.seq = f.seq
+         WHERE f.id > ? AND f.id <= ? ORDER BY f.id LIMIT ?`,
+        after,
+        end,
+        limit,
+      )
+      .toArray()
+      .map((r): FeedEntry => {
+        if (r.feed_type !== "message" && r.feed_type !== "message_updated") {
+          return { feedId: r.feed_id, onlyUser: r.only_user, event: JSON.parse(r.payload!) as FeedEvent };
+        }
+        // An archived message (only ever with its changes in the overlay: see archivableUpTo).
+        const message = r.seq !== null ? this.toMessage(r) : this.currentMessage(r.feed_seq!);
+        if (!message) {
+          console.error(`feed ${r.feed_id}: message ${r.feed_seq} is neither hot nor in the overlay; skipped`);
+          // Kept as an entry nobody takes, so that a full page still ends where it read.
+          return { feedId: r.feed_id, onlyUser: NOBODY, event: { type: "message", message: null as unknown as Message } };
+        }
+        return { feedId: r.feed_id, onlyUser: r.only_user, event: { type: r.feed_type, message } as FeedEvent };
+      });
+  }
+
+  /** Confirms members' positions, in one statement (one per member cost more than the rows). */
+  confirmFedAll(positions: Map<string, number>): void {
+    if (positions.size === 0) return;
+    this.sql.exec(
+      `UPDATE members SET fed_upto = max(fed_upto, p.value) FROM json_each(?) AS p WHERE members.user_id = p.key`,
+      JSON.stringify(Object.fromEntries(positions)),
+    );
   }
 
   // ---- devices ---------------------------------------------------------------
 
+  /** Revoked devices, read once: every frame on a socket asks. */
+  private revoked: Set<string> | null = null;
+
   revokeDevice(deviceId: string): void {
     this.sql.exec("INSERT OR IGNORE INTO revoked_devices (device_id) VALUES (?)", deviceId);
+    this.revoked?.add(deviceId);
   }
 
   isRevoked(deviceId: string): boolean {
-    return this.sql.exec("SELECT 1 FROM revoked_devices WHERE device_id = ?", deviceId).toArray().length > 0;
+    this.revoked ??= new Set(this.sql.exec<{ device_id: string }>("SELECT device_id FROM revoked_devices").toArray().map((r) => r.device_id));
+    return this.revoked.has(deviceId);
   }
 }
 

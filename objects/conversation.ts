@@ -32,6 +32,7 @@ import { directory, forgetMember, liveDevicesOf, recordConversation, recordMembe
 import { FanOut } from "./fanout";
 import { HistoryTiers, pageRange } from "./history-tiers";
 import { applyChange, type MessageChange } from "./message-changes";
+import { SendLeases } from "./send-leases";
 import type { Presence } from "./presence";
 import { PresenceWatch } from "./presence-watch";
 import { errorFrame, parseFrame } from "./frames";
@@ -95,6 +96,9 @@ export class Conversation extends DurableObject<Env> {
   private readonly privacy: ConversationPrivacy;
   private readonly audience: AudienceCache;
   private readonly limits = limits(this.env as unknown as Record<string, unknown>);
+  private readonly sendTokens = new SendLeases(this.limits.sendRatePerMinute, (userId, want, giveBack) =>
+    this.env.INBOX.get(this.env.INBOX.idFromName(userId)).leaseSendTokens(want, giveBack),
+  );
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -384,15 +388,14 @@ export class Conversation extends DurableObject<Env> {
       return fail("too_large", `content is longer than ${this.limits.maxContentChars} characters`);
     }
     if (input.kind === "media" && !input.media_id) return fail("invalid_request", "media_id: required for kind media");
-    if (this.store.info()!.encryption === "mls" && input.kind !== "encrypted") {
+    if (this.store.encryption() === "mls" && input.kind !== "encrypted") {
       return fail("invalid_request", 'kind: an "mls" conversation takes only kind "encrypted" (and commits through …/mls/commits)');
     }
     const original = await this.tiers.byClientId(caller.userId, input.client_message_id);
     if (original) return ok(original, false);
     const early = input.media_id === undefined ? null : this.media.refusal(input.media_id);
     if (early) return early;
-    const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(caller.userId));
-    const token = await inbox.takeSendToken();
+    const token = await this.sendTokens.take(caller.userId);
     if (!token.ok) return fail("rate_limited", "too many messages; slow down", token.retryAfterSeconds);
     // The same message may have been stored while the bucket answered.
     const raced = await this.tiers.byClientId(caller.userId, input.client_message_id);
@@ -454,7 +457,7 @@ export class Conversation extends DurableObject<Env> {
     const first = judge();
     if (!first.result.ok || !first.result.created) return first.result;
     // A change costs a fan-out like a message does: it takes a token from the user's send bucket.
-    const token = await this.env.INBOX.get(this.env.INBOX.idFromName(caller.userId)).takeSendToken();
+    const token = await this.sendTokens.take(caller.userId);
     if (!token.ok) return fail("rate_limited", "too many messages and changes; slow down", token.retryAfterSeconds);
     // Judged again, synchronously up to the write: another change may have come in meanwhile.
     const { current, result } = judge();
@@ -533,8 +536,7 @@ export class Conversation extends DurableObject<Env> {
     const live = new Set(
       candidates.length ? (await liveDevicesOf(directory(this.env.DB), candidates)).map((d) => deviceIdentity(d.userId, d.deviceId)) : [],
     );
-    const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(caller.userId));
-    const token = await inbox.takeSendToken();
+    const token = await this.sendTokens.take(caller.userId);
     if (!token.ok) return fail("rate_limited", "too many messages; slow down", token.retryAfterSeconds);
 
     const raced = await this.commitRepeat(caller, input);
@@ -621,7 +623,7 @@ export class Conversation extends DurableObject<Env> {
   }
 
   private checkMember(userId: string) {
-    if (!this.store.info()) return fail("not_found", "no such conversation");
+    if (!this.store.exists()) return fail("not_found", "no such conversation");
     if (!this.store.activeMember(userId)) return fail("forbidden", "not a member of this conversation");
     return null;
   }

@@ -5,24 +5,46 @@
  * Every write that owes an inbox something arms the object's alarm before the write is
  * acknowledged, then drains at once. If the object dies in between, the alarm wakes it
  * and the drain runs again from each member's confirmed position (`fed_upto`).
+ *
+ * What it costs: writes that arrive while a round of inbox calls is out join the next
+ * round, so a busy conversation sends each inbox one batch per round, not one call per
+ * message (a big group's round also waits a few ms for the writes right behind the first). Members at the same position get the same entries, read once. An inbox that
+ * answers that no device socket is open there (nobody is reading its stream live) is sent
+ * at most once per IDLE_INBOX_INTERVAL_MS: a busy room then costs its idle members a few
+ * calls a second between them rather than one per message each.
  */
-import type { ConversationStore, MemberRow } from "./conversation-store";
+import { eventsFor, type ConversationStore, type FeedEntry, type MemberRow } from "./conversation-store";
+import type { IngestAnswer } from "./inbox";
 
 /** The safety net: how soon after a write the alarm re-drains if the immediate drain did not finish. */
 const SAFETY_NET_MS = 2_000;
 const MAX_BACKOFF_MS = 60_000;
 const BATCH = 200;
 const PARALLEL_INBOXES = 16;
+/** How often, at most, an inbox with no device socket open is sent what it is owed. */
+export const IDLE_INBOX_INTERVAL_MS = 250;
+/**
+ * A round to at least this many inboxes waits COALESCE_MS for the writes right behind the
+ * first: in a big group each round costs one call per member, so a burst is sent in fewer
+ * rounds; small conversations start their round at once.
+ */
+const BIG_ROUND = 32;
 const COALESCE_MS = 5;
 
 export class FanOut {
   private running: Promise<void> | null = null;
   private again = false;
   private failures = 0;
-  /** A round of inbox RPCs is due in COALESCE_MS; later writes join it. */
-  private scheduled = false;
   /** The alarm this instance knows is set; null when it must ask storage. */
   private alarmAt: number | null = null;
+  /** Members whose inbox last said no device socket is open there, and when that batch went. */
+  private readonly idleSince = new Map<string, number>();
+  /** The last round went to at least BIG_ROUND inboxes. */
+  private bigRounds = false;
+  /** A round is due in COALESCE_MS; later writes join it. */
+  private coalescing = false;
+  /** The round due when the first idle member's interval is over. */
+  private idleTimer: { at: number; timer: ReturnType<typeof setTimeout> } | null = null;
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -33,11 +55,11 @@ export class FanOut {
   /** After a write that owes inboxes events: arm the safety net, then drain without waiting. */
   async kick(): Promise<void> {
     await this.wakeAt(Date.now() + SAFETY_NET_MS);
-    // Writes arriving within a few ms share one round of inbox RPCs.
-    if (this.scheduled) return;
-    this.scheduled = true;
+    if (!this.bigRounds) return this.resume();
+    if (this.coalescing) return;
+    this.coalescing = true;
     setTimeout(() => {
-      this.scheduled = false;
+      this.coalescing = false;
       this.resume();
     }, COALESCE_MS);
   }
@@ -54,9 +76,10 @@ export class FanOut {
     this.alarmAt = at;
   }
 
-  /** From the object's alarm: drain, then re-arm if anything is still owed or another wake-up is due. */
+  /** From the object's alarm: drain everyone, then re-arm if anything is still owed or another wake-up is due. */
   async onAlarm(nextWake: number | null): Promise<void> {
     this.alarmAt = null;
+    this.idleSince.clear();
     this.resume();
     await this.running;
     if (this.store.membersOwed().length > 0) {
@@ -80,38 +103,87 @@ export class FanOut {
   private async loop(): Promise<void> {
     do {
       this.again = false;
-      const owed = this.store.membersOwed();
-      // Confirmations are written together once the round is over: one commit, not one per inbox.
+      const due = this.dueNow(this.store.membersOwed());
+      if (due.length === 0) continue;
+      this.bigRounds = due.length >= BIG_ROUND;
+      const conversationId = this.store.id();
+      const feed = new SharedFeed(this.store);
+      // Confirmations are written together once the round is over: one statement, not one per inbox.
       const confirmed = new Map<string, number>();
-      const results = await inParallel(owed, PARALLEL_INBOXES, (m) => this.catchUp(m, confirmed));
+      const results = await inParallel(due, PARALLEL_INBOXES, (m) => this.catchUp(conversationId, m, feed, confirmed));
       if (confirmed.size > 0) {
-        this.ctx.storage.transactionSync(() => {
-          for (const [userId, upto] of confirmed) this.store.confirmFed(userId, upto);
-        });
+        this.store.confirmFedAll(confirmed);
       }
       if (results.every(Boolean)) this.failures = 0;
     } while (this.again);
   }
 
+  /** The owed members to send to now; idle inboxes sent to within the interval wait for a later round. */
+  private dueNow(owed: MemberRow[]): MemberRow[] {
+    const now = Date.now();
+    let next: number | null = null;
+    const due = owed.filter((m) => {
+      const since = this.idleSince.get(m.user_id);
+      if (since === undefined || now - since >= IDLE_INBOX_INTERVAL_MS) return true;
+      const at = since + IDLE_INBOX_INTERVAL_MS;
+      if (next === null || at < next) next = at;
+      return false;
+    });
+    if (next !== null) this.resumeAt(next);
+    return due;
+  }
+
+  private resumeAt(at: number): void {
+    if (this.idleTimer && this.idleTimer.at <= at) return;
+    if (this.idleTimer) clearTimeout(this.idleTimer.timer);
+    const timer = setTimeout(() => {
+      this.idleTimer = null;
+      this.resume();
+    }, Math.max(0, at - Date.now()));
+    this.idleTimer = { at, timer };
+  }
+
   /** Sends one member's inbox everything it is owed; answers false if the inbox could not be reached. */
-  private async catchUp(member: MemberRow, confirmed: Map<string, number>): Promise<boolean> {
-    const conversationId = this.store.info()!.id;
+  private async catchUp(conversationId: string, member: MemberRow, feed: SharedFeed, confirmed: Map<string, number>): Promise<boolean> {
     const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(member.user_id));
+    const end = member.feed_end ?? feed.last;
     let fed = member.fed_upto;
-    let current: MemberRow | null = member;
     try {
-      while (current && fed < (current.feed_end ?? this.store.lastFeedId())) {
-        const { events, upto } = this.store.owedTo({ ...current, fed_upto: fed }, BATCH);
-        await inbox.ingest({ userId: member.user_id, conversationId, events, upto });
+      while (fed < end) {
+        const { events, upto } = feed.owedTo(member.user_id, fed, end);
+        const sentAt = Date.now();
+        const answer = (await inbox.ingest({ userId: member.user_id, conversationId, events, upto })) as IngestAnswer | undefined;
         fed = upto;
         confirmed.set(member.user_id, upto);
-        current = this.store.member(member.user_id);
+        if (answer && !answer.streaming) this.idleSince.set(member.user_id, sentAt);
+        else this.idleSince.delete(member.user_id);
       }
       return true;
     } catch (err) {
       console.warn(`fan-out to ${member.user_id} in ${conversationId} failed; will retry`, err);
       return false;
     }
+  }
+}
+
+/** The feed as one round reads it: each range once, whoever asks for it. */
+class SharedFeed {
+  /** The feed's end when the round began; later entries go in the next round. */
+  readonly last: number;
+  private readonly reads = new Map<string, FeedEntry[]>();
+
+  constructor(private readonly store: ConversationStore) {
+    this.last = store.lastFeedId();
+  }
+
+  owedTo(userId: string, after: number, end: number) {
+    const key = `${after}:${end}`;
+    let entries = this.reads.get(key);
+    if (!entries) {
+      entries = this.store.feedAfter(after, end, BATCH);
+      this.reads.set(key, entries);
+    }
+    return eventsFor(userId, entries, end, BATCH);
   }
 }
 

@@ -22,7 +22,7 @@ import { errorFrame } from "./frames";
 import { KEY_PACKAGES_LOW, KEY_PACKAGES_SCHEMA, KeyPackageStore, type ClaimedPackage, type VerifiedKeyPackage } from "./key-packages";
 import { PRESENCE_SCHEMA, PresenceTracker, type Presence } from "./presence";
 import { PUSH_OUTBOX_SCHEMA, PUSH_SCHEMA, PushSubscriptions, type PushJob, type PushSubscriptionBody } from "./push-subscriptions";
-import { RATE_LIMIT_SCHEMA, takeToken, type TakeResult } from "./rate-limit";
+import { leaseTokens, RATE_LIMIT_SCHEMA, takeToken, type LeaseResult, type TakeResult } from "./rate-limit";
 import { INBOX_PRIVACY_SCHEMA, applyListFlags, LISTED } from "./inbox-privacy";
 import { answerClose, closeSocket, firstExpiry, json, liveSockets, upgradeCaller, migrate, sendFrame, type SocketIdentity } from "./schema";
 
@@ -88,6 +88,11 @@ export interface IngestBatch {
   upto: number;
 }
 
+/** What an inbox answers a batch with: whether a device socket is open here to stream it to (objects/fanout.ts). */
+export interface IngestAnswer {
+  streaming: boolean;
+}
+
 /** `?since=` of the device socket. Cursors are opaque to clients; here they are the log's row ids. */
 export const CursorParam = z.string().regex(/^\d{1,15}$/).transform(Number);
 const ListCursor = z.tuple([z.number(), z.string()]);
@@ -113,18 +118,23 @@ export class Inbox extends DurableObject<Env> {
    * Applies a conversation's events, each once: whatever lies at or below the position
    * already recorded for that conversation is a repeat of an earlier delivery.
    */
-  async ingest(batch: IngestBatch): Promise<void> {
+  async ingest(batch: IngestBatch): Promise<IngestAnswer> {
     const appended: LogRow[] = [];
     let pushes = 0;
+    let position = 0;
     this.ctx.storage.transactionSync(() => {
-      this.sql.exec("INSERT OR IGNORE INTO conversations (conversation_id) VALUES (?)", batch.conversationId);
-      const position = this.conversationRow(batch.conversationId)!.last_feed_id;
+      position = this.feedPosition(batch.conversationId);
       const fresh = batch.events.filter((e) => e.feedId > position);
-      for (const { event } of fresh) {
-        const row = event.type === "joined" || event.type === "list_flags" ? null : this.append(batch.conversationId, event);
-        if (row) appended.push(row);
-        this.applyToList(batch.userId, batch.conversationId, event);
-      }
+      // The list keeps the newest message only: the earlier ones of the batch need no update.
+      const newest = fresh.findLastIndex((e) => e.event.type === "message");
+      // `joined` and `list_flags` only change the list; every other event is logged.
+      const logged = fresh
+        .map((e) => e.event)
+        .filter((e): e is Exclude<FeedEvent, { type: "joined" } | { type: "list_flags" }> => e.type !== "joined" && e.type !== "list_flags");
+      appended.push(...this.appendAll(batch.conversationId, logged));
+      fresh.forEach(({ event }, i) => {
+        if (event.type !== "message" || i === newest) this.applyToList(batch.userId, batch.conversationId, event);
+      });
       const jobs = this.pushJobs(batch.userId, fresh.map((e) => e.event));
       this.subscriptions.stage(jobs);
       pushes = jobs.length;
@@ -133,9 +143,27 @@ export class Inbox extends DurableObject<Env> {
         batch.upto,
         batch.conversationId,
       );
+      position = Math.max(position, batch.upto);
     });
-    for (const row of appended) this.stream(row);
+    // Only once the transaction committed: a rolled-back batch leaves the position where it was.
+    this.positions.set(batch.conversationId, position);
+    const sockets = this.ctx.getWebSockets();
+    for (const row of appended) this.stream(row, sockets);
     if (pushes > 0) this.ctx.waitUntil(this.subscriptions.flush());
+    return { streaming: sockets.some((ws) => ws.readyState === WebSocket.OPEN) };
+  }
+
+  /** Feed positions read or written by this instance (the one writer): each batch asks. */
+  private readonly positions = new Map<string, number>();
+
+  /** How far into a conversation's feed this inbox has applied; a conversation new here starts at 0. */
+  private feedPosition(conversationId: string): number {
+    const known = this.positions.get(conversationId);
+    if (known !== undefined) return known;
+    const row = this.sql.exec<{ p: number }>("SELECT last_feed_id AS p FROM conversations WHERE conversation_id = ?", conversationId).toArray()[0];
+    if (row) return row.p;
+    this.sql.exec("INSERT INTO conversations (conversation_id) VALUES (?)", conversationId);
+    return 0;
   }
 
   /** The user's conversations, most recent activity first. */
@@ -190,6 +218,11 @@ export class Inbox extends DurableObject<Env> {
   /** One send by this user, from any conversation, over HTTP or a socket: the user's one bucket. */
   async takeSendToken(): Promise<TakeResult> {
     return takeToken(this.sql, "send", this.limits.sendRatePerMinute);
+  }
+
+  /** The same bucket, taken in blocks by a conversation (objects/send-leases.ts). */
+  async leaseSendTokens(want: number, giveBack: number): Promise<LeaseResult> {
+    return leaseTokens(this.sql, "send", this.limits.sendRatePerMinute, want, giveBack);
   }
 
   /**
@@ -381,7 +414,7 @@ export class Inbox extends DurableObject<Env> {
           : best,
       null,
     );
-    if (!newest) return [];
+    if (!newest || this.subscriptions.knownEmpty()) return [];
     const online = new Set(
       this.ctx
         .getWebSockets()
@@ -410,39 +443,47 @@ export class Inbox extends DurableObject<Env> {
     }
   }
 
-  /** Sends a freshly appended row to the sockets it is for: every device's, or one device's. */
-  private stream(row: LogRow): void {
+  /** Sends a freshly appended row to the sockets it is for: every device's (`all`, when known), or one device's. */
+  private stream(row: LogRow, all?: WebSocket[]): void {
+    const sockets = row.device_id === null ? (all ?? this.ctx.getWebSockets()) : this.ctx.getWebSockets(`d:${row.device_id}`);
+    if (sockets.length === 0) return;
     const frame = deviceFrame(row);
-    for (const ws of liveSockets(this.ctx.getWebSockets(row.device_id === null ? undefined : `d:${row.device_id}`))) sendFrame(ws, frame);
+    for (const ws of liveSockets(sockets)) sendFrame(ws, frame);
   }
 
-  /** Appends one event to the log; null when it is a message the log already holds. */
-  private append(conversationId: string, event: Exclude<FeedEvent, { type: "joined" }>): LogRow | null {
-    const isMessage = event.type === "message";
-    const aboutMessage = isMessage || event.type === "message_updated";
-    let deviceId: string | null = null;
-    let stored: FeedEvent | DeviceOnlyEvent = event;
-    if (event.type === "mls_welcome") {
-      const { to_device_id, ...welcome } = event;
-      deviceId = to_device_id;
-      stored = welcome;
-    }
-    const json = JSON.stringify(stored);
-    const cursor = this.sql
-      .exec<{ cursor: number }>(
+  /**
+   * Appends events to the log in one statement (one per event cost more than the rows);
+   * answers the rows added in log order, less messages the log already holds.
+   */
+  private appendAll(conversationId: string, events: Exclude<FeedEvent, { type: "joined" }>[]): LogRow[] {
+    if (events.length === 0) return [];
+    const entries = events.map((event) => {
+      const isMessage = event.type === "message";
+      // A change (section 13) is logged with the seq it is about, so a delete can find it.
+      const aboutMessage = isMessage || event.type === "message_updated";
+      let deviceId: string | null = null;
+      let stored: FeedEvent | DeviceOnlyEvent = event;
+      if (event.type === "mls_welcome") {
+        const { to_device_id, ...welcome } = event;
+        deviceId = to_device_id;
+        stored = welcome;
+      }
+      const kind = isMessage ? event.message.kind : null;
+      return [event.type, aboutMessage ? event.message.seq : null, isMessage ? event.message.sender_id : null, JSON.stringify(stored), deviceId, kind];
+    });
+    return this.sql
+      .exec<LogRow>(
         `INSERT OR IGNORE INTO log (conversation_id, type, seq, sender_id, event, created_at, device_id, kind)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING cursor`,
+         SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'),
+           ?, json_extract(value, '$[4]'), json_extract(value, '$[5]')
+         FROM json_each(?) ORDER BY key
+         RETURNING cursor, event, device_id`,
         conversationId,
-        event.type,
-        aboutMessage ? event.message.seq : null,
-        isMessage ? event.message.sender_id : null,
-        json,
         Date.now(),
-        deviceId,
-        isMessage ? event.message.kind : null,
+        JSON.stringify(entries),
       )
-      .toArray()[0]?.cursor;
-    return cursor === undefined ? null : { cursor, event: json, device_id: deviceId };
+      .toArray()
+      .sort((a, b) => a.cursor - b.cursor);
   }
 
   /** Appends an event of one device that no conversation sent (conversation_id ''). */
@@ -569,10 +610,6 @@ export class Inbox extends DurableObject<Env> {
     };
   }
 
-  private conversationRow(conversationId: string): ConversationRow | null {
-    return this.sql.exec<ConversationRow>("SELECT * FROM conversations WHERE conversation_id = ?", conversationId).toArray()[0] ?? null;
-  }
-
   private isRevoked(deviceId: string): boolean {
     return this.sql.exec("SELECT 1 FROM revoked_devices WHERE device_id = ?", deviceId).toArray().length > 0;
   }
@@ -580,6 +617,9 @@ export class Inbox extends DurableObject<Env> {
 
 /** `{"type", "cursor", ...}`: the stored event with its cursor spliced in after the type. */
 function deviceFrame(row: LogRow): string {
+  // Stored events are written type first: splice the cursor in after it rather than parse and re-encode.
+  const head = /^\{"type":"[a-z_]+"(?=[,}])/.exec(row.event)?.[0];
+  if (head) return `${head},"cursor":"${row.cursor}"${row.event.slice(head.length)}`;
   const { type, ...rest } = JSON.parse(row.event) as FeedEvent;
   return JSON.stringify({ type, cursor: String(row.cursor), ...rest });
 }

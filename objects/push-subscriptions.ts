@@ -47,6 +47,8 @@ interface Row extends Record<string, SqlStorageValue> {
 
 export class PushSubscriptions {
   private flushing: Promise<void> | null = null;
+  /** True once a read found no subscription, until one is put: every batch of messages asks. */
+  private none: boolean | null = null;
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -58,6 +60,7 @@ export class PushSubscriptions {
   }
 
   put(deviceId: string, sub: PushSubscriptionBody): void {
+    this.none = false;
     this.sql.exec(
       "INSERT OR REPLACE INTO push_subscriptions (device_id, endpoint, p256dh, auth, created_at) VALUES (?, ?, ?, ?, ?)",
       deviceId,
@@ -107,11 +110,17 @@ export class PushSubscriptions {
     }
   }
 
+  /** Whether a read found no subscription and none was put since (so `jobsFor` would find none). */
+  knownEmpty(): boolean {
+    return this.none === true;
+  }
+
   /** Jobs for a message, for every subscribed device not in `online`. */
   jobsFor(userId: string, online: Set<string>, payload: PushJob["payload"]): PushJob[] {
-    return this.sql
-      .exec<Row>("SELECT * FROM push_subscriptions")
-      .toArray()
+    if (this.none) return [];
+    const rows = this.sql.exec<Row>("SELECT * FROM push_subscriptions").toArray();
+    this.none = rows.length === 0;
+    return rows
       .filter((r) => !online.has(r.device_id))
       .map((r) => ({
         userId,

@@ -40,3 +40,25 @@ export function takeToken(sql: SqlStorage, name: string, perMinute: number, now 
 export function refundToken(sql: SqlStorage, name: string, perMinute: number, count = 1): void {
   sql.exec("UPDATE rate_buckets SET tokens = min(?, tokens + ?) WHERE name = ?", perMinute, count, name);
 }
+
+/** A lease of `granted` tokens (at least one), or the bucket's refusal. */
+export type LeaseResult = { ok: true; granted: number } | { ok: false; retryAfterSeconds: number };
+
+/**
+ * Takes up to `want` tokens at once, after giving back `giveBack` unspent ones. Only the
+ * top quarter of the bucket is handed out in blocks: below it every token is taken singly,
+ * so a lease left unspent elsewhere can only strand tokens of a user far from the limit,
+ * never the last ones they are owed.
+ */
+export function leaseTokens(sql: SqlStorage, name: string, perMinute: number, want: number, giveBack = 0, now = Date.now()): LeaseResult {
+  if (giveBack > 0) refundToken(sql, name, perMinute, giveBack);
+  const row = sql
+    .exec<{ tokens: number; updated_at: number }>("SELECT tokens, updated_at FROM rate_buckets WHERE name = ?", name)
+    .toArray()[0];
+  const bucket = row ? { tokens: row.tokens, at: row.updated_at } : null;
+  const available = takeFrom(bucket, perMinute, now, 0).bucket.tokens;
+  const granted = Math.max(1, Math.min(Math.floor(want), Math.floor(available - (perMinute * 3) / 4)));
+  const { result, bucket: after } = takeFrom(bucket, perMinute, now, granted);
+  sql.exec("INSERT OR REPLACE INTO rate_buckets (name, tokens, updated_at) VALUES (?, ?, ?)", name, after.tokens, after.at);
+  return result.ok ? { ok: true, granted } : result;
+}

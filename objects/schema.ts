@@ -75,18 +75,31 @@ export function sendFrame(ws: WebSocket, frame: unknown): void {
  */
 export function liveSockets(sockets: WebSocket[], now = Date.now()): WebSocket[] {
   return sockets.filter((ws) => {
-    const identity = ws.deserializeAttachment() as SocketIdentity | null;
-    if (!identity || identity.exp * 1000 > now) return true;
+    const exp = expiryOf(ws);
+    if (exp === undefined || exp * 1000 > now) return true;
     closeSocket(ws, CLOSE_TOKEN_EXPIRED, "token expired");
     return false;
   });
+}
+
+/**
+ * A socket's token expiry never changes, so it is read from its attachment once per socket
+ * object (a socket woken from hibernation is a new object, read again): every broadcast asks.
+ */
+const expiries = new WeakMap<WebSocket, number | undefined>();
+
+function expiryOf(ws: WebSocket): number | undefined {
+  if (expiries.has(ws)) return expiries.get(ws);
+  const exp = (ws.deserializeAttachment() as SocketIdentity | null)?.exp;
+  if (exp !== undefined) expiries.set(ws, exp);
+  return exp;
 }
 
 /** When the first of these sockets' tokens expires (ms), or null. */
 export function firstExpiry(sockets: WebSocket[]): number | null {
   let first: number | null = null;
   for (const ws of sockets) {
-    const exp = (ws.deserializeAttachment() as SocketIdentity | null)?.exp;
+    const exp = expiryOf(ws);
     if (exp !== undefined && (first === null || exp * 1000 < first)) first = exp * 1000;
   }
   return first;

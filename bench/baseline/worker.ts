@@ -31,6 +31,13 @@ interface Identity {
 type BaseMessage = Omit<Message, "kind" | "media_id"> & { kind: string };
 
 const PARALLEL_BOXES = 16;
+
+/** The units the real server's meter counts (worker/lib/meter.ts), for GET /__bench/meter. */
+const meter = { workerInvocations: 0, doRpc: 0, doRpcByMethod: {} as Record<string, number>, wsIn: 0, alarms: 0, sqlStatements: 0, sqlRowsRead: 0, sqlRowsWritten: 0, d1Queries: 0, d1RowsRead: 0, d1RowsWritten: 0 };
+const rpc = (method: string) => {
+  meter.doRpc += 1;
+  meter.doRpcByMethod[method] = (meter.doRpcByMethod[method] ?? 0) + 1;
+};
 const BATCH = 200;
 
 function identity(url: URL): Identity | null {
@@ -64,7 +71,7 @@ export class Room extends DurableObject<Env> {
     this.members = members;
     await this.ctx.storage.put("members", members);
     for (let i = 0; i < members.length; i += PARALLEL_BOXES) {
-      await Promise.all(members.slice(i, i + PARALLEL_BOXES).map((m) => this.env.BOX.get(this.env.BOX.idFromName(m)).deliver([])));
+      await Promise.all(members.slice(i, i + PARALLEL_BOXES).map((m) => rpc("deliver") ?? this.env.BOX.get(this.env.BOX.idFromName(m)).deliver([])));
     }
   }
 
@@ -78,6 +85,7 @@ export class Room extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
+    meter.wsIn += 1;
     if (typeof data !== "string") return;
     let frame: { type?: string; client_message_id?: string; kind?: string; content?: string };
     try {
@@ -137,6 +145,7 @@ export class Room extends DurableObject<Env> {
         while (next < members.length) {
           const userId = members[next++]!;
           try {
+            rpc("deliver");
             await this.env.BOX.get(this.env.BOX.idFromName(userId)).deliver(batch);
           } catch (err) {
             console.warn("baseline relay failed", err);
@@ -180,6 +189,7 @@ export class Box extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket): Promise<void> {
+    meter.wsIn += 1;
     ws.send('{"type":"error","code":"invalid_request","message":"the device socket takes only ping frames","ref":null}');
   }
 
@@ -201,10 +211,13 @@ export class Box extends DurableObject<Env> {
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
+    meter.workerInvocations += 1;
+    if (url.pathname === "/__bench/meter") return Response.json(meter);
     if (url.pathname === "/health") return Response.json({ ok: true, baseline: true });
     const room = url.pathname.match(/^\/room\/([^/]+)\/(ws|members)$/);
     if (room) {
       const stub = env.ROOM.get(env.ROOM.idFromName(room[1]!));
+      rpc(room[2] === "ws" ? "fetch" : "setMembers");
       if (room[2] === "ws") return stub.fetch(request);
       const body = (await request.json()) as { members: string[] };
       await stub.setMembers(body.members);
@@ -213,6 +226,7 @@ export default {
     if (url.pathname === "/sync") {
       const who = identity(url);
       if (!who) return new Response("bad request", { status: 400 });
+      rpc("fetch");
       return env.BOX.get(env.BOX.idFromName(who.userId)).fetch(request);
     }
     return new Response("not found", { status: 404 });

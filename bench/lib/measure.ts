@@ -1,6 +1,6 @@
 /** One measured step: an open-loop burst of sends, the wait for its deliveries, the numbers. */
 import type { Pool } from "./pool.ts";
-import { cpuMs } from "./server.ts";
+import { cpuMs, readMeter, type MeterCounts, type ServerHandle } from "./server.ts";
 import { summarize, type Summary } from "./stats.ts";
 
 /** Called before every measured step (run.ts starts the --profile profiler at the first). */
@@ -38,6 +38,8 @@ export interface StepResult {
   clientLagMeanMs: number;
   /** CPU time the server's workerd used from the first send until the deliveries were in, per message sent. */
   serverCpuMsPerMessage: number | null;
+  /** What the server's meter counted over the step (the billed units; null if it has no meter). */
+  units: MeterCounts | null;
 }
 
 export interface Expect {
@@ -49,7 +51,7 @@ export interface Expect {
 
 export async function step(
   pool: Pool,
-  serverPid: number,
+  server: Pick<ServerHandle, "pid" | "url">,
   stage: string,
   senders: string[],
   rate: number,
@@ -58,7 +60,8 @@ export async function step(
   opts: StepOptions,
 ): Promise<StepResult> {
   if (hooks.beforeStep) await hooks.beforeStep();
-  const cpu0 = cpuMs(serverPid);
+  const meter0 = await readMeter(server.url);
+  const cpu0 = cpuMs(server.pid);
   const load = await pool.load(stage, senders, rate, count, {
     contentBytes: opts.contentBytes,
     drainMs: opts.drainMs,
@@ -66,7 +69,10 @@ export async function step(
   });
   const acked = load.sent - load.pending;
   await pool.waitDeliveries(stage, acked * expect.convPerMessage, acked * expect.syncPerMessage, opts.deliveryWaitMs);
-  const cpu1 = cpuMs(serverPid);
+  // Work a server defers past the deliveries (e.g. inboxes with no device socket) belongs to this step.
+  await quiet(server.pid);
+  const cpu1 = cpuMs(server.pid);
+  const meter1 = await readMeter(server.url);
   const m = await pool.collect(stage);
   const convMissing = Math.max(0, m.sent * expect.convPerMessage - m.conv.length);
   const syncMissing = Math.max(0, m.sent * expect.syncPerMessage - m.sync.length);
@@ -88,5 +94,40 @@ export async function step(
     clientLagMaxMs: Math.round(m.lagMax * 10) / 10,
     clientLagMeanMs: Math.round(m.lagMean * 100) / 100,
     serverCpuMsPerMessage: m.sent ? Math.round(((cpu1 - cpu0) / m.sent) * 100) / 100 : null,
+    units: meter0 && meter1 ? meterDiff(meter0, meter1) : null,
+  };
+}
+
+/** Waits (at most `maxMs`) until the process used at most one 10 ms tick of CPU in a 250 ms window. */
+async function quiet(pid: number, maxMs = 3_000): Promise<void> {
+  const t0 = performance.now();
+  let prev = cpuMs(pid);
+  while (performance.now() - t0 < maxMs) {
+    await new Promise((r) => setTimeout(r, 250));
+    const cur = cpuMs(pid);
+    if (cur - prev <= 10) return;
+    prev = cur;
+  }
+}
+
+/** after − before; the meter's own GET is one Worker invocation, not counted. */
+function meterDiff(a: MeterCounts, b: MeterCounts): MeterCounts {
+  const byMethod: Record<string, number> = {};
+  for (const [k, v] of Object.entries(b.doRpcByMethod)) {
+    const d = v - (a.doRpcByMethod[k] ?? 0);
+    if (d) byMethod[k] = d;
+  }
+  return {
+    workerInvocations: b.workerInvocations - a.workerInvocations - 1,
+    doRpc: b.doRpc - a.doRpc,
+    doRpcByMethod: byMethod,
+    wsIn: b.wsIn - a.wsIn,
+    alarms: b.alarms - a.alarms,
+    sqlStatements: b.sqlStatements - a.sqlStatements,
+    sqlRowsRead: b.sqlRowsRead - a.sqlRowsRead,
+    sqlRowsWritten: b.sqlRowsWritten - a.sqlRowsWritten,
+    d1Queries: b.d1Queries - a.d1Queries,
+    d1RowsRead: b.d1RowsRead - a.d1RowsRead,
+    d1RowsWritten: b.d1RowsWritten - a.d1RowsWritten,
   };
 }

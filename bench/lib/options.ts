@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 
-export const SCENARIOS = ["memory", "sustained", "fanout", "many"] as const;
+export const SCENARIOS = ["memory", "sustained", "room", "fanout", "many"] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface Options {
@@ -24,6 +24,12 @@ export interface Options {
   stepSeconds: number;
   maxAckP99: number;
   sustainedSenders: number;
+  // room
+  roomMembers: number;
+  roomRates: number[];
+  roomStepSeconds: number;
+  /** "conv": conversation sockets only; "devices": each member's device socket open too. */
+  roomVariants: ("conv" | "devices")[];
   // fan-out
   fanoutMembers: number;
   fanoutRate: number;
@@ -47,6 +53,10 @@ const DEFAULTS: Omit<Options, "quick" | "scenarios" | "baseline" | "out" | "name
   stepSeconds: 4,
   maxAckP99: 100,
   sustainedSenders: 8,
+  roomMembers: 20,
+  roomRates: [10, 20, 40, 80, 160, 320, 640, 1280, 2560],
+  roomStepSeconds: 5,
+  roomVariants: ["conv", "devices"],
   fanoutMembers: 256,
   fanoutRate: 4,
   fanoutSeconds: 6,
@@ -64,6 +74,8 @@ const QUICK: Partial<Options> = {
   rates: [100, 400, 1600],
   stepSeconds: 2,
   sustainedSenders: 4,
+  roomRates: [10, 40, 160, 640, 2560],
+  roomStepSeconds: 3,
   fanoutRate: 2,
   fanoutSeconds: 3,
   fanoutBurst: 16,
@@ -86,11 +98,13 @@ export const USAGE = `npm run bench -- [options]
   --content-bytes N       message content size (default ${DEFAULTS.contentBytes})
   --state-dir DIR         where the servers' SQLite files live (default /dev/shm, a tmpfs: see README
                           "Durability"); pass a directory on disk to include local fsync latency
-  --profile               CPU-profile the real server over the run (NAME.cpuprofile + NAME.profile.txt);
-                          it slows the real server, so its figures are not comparable that run
+  --profile               CPU-profile the real server, one profile per scenario (NAME.SCENARIO.cpuprofile,
+                          top frames in NAME.md and NAME.profile.txt); it slows the real server, so its
+                          figures are not comparable that run
   --source DIR            bundle worker/index.ts from another checkout (A/B a change; wrangler.toml from this repo)
 
   sustained:  --rates 50,100,…  --step-seconds S  --max-ack-p99 MS  --senders N
+  room:       --room-members N  --room-rates 10,20,…  --room-step-seconds S  --room-variants conv,devices
   fanout:     --fanout-members N  --fanout-rate R  --fanout-seconds S  --fanout-burst N
   many:       --conversations N  --members N  --many-rate R  --many-seconds S
   memory:     --memory-sockets N  --memory-kinds conv,sync  --idle-wait S
@@ -115,6 +129,10 @@ export function parseOptions(argv: string[], benchDir: string): Options | null {
       "step-seconds": { type: "string" },
       "max-ack-p99": { type: "string" },
       senders: { type: "string" },
+      "room-members": { type: "string" },
+      "room-rates": { type: "string" },
+      "room-step-seconds": { type: "string" },
+      "room-variants": { type: "string" },
       "fanout-members": { type: "string" },
       "fanout-rate": { type: "string" },
       "fanout-seconds": { type: "string" },
@@ -163,6 +181,14 @@ export function parseOptions(argv: string[], benchDir: string): Options | null {
   set("stepSeconds", num(values["step-seconds"], "step-seconds"));
   set("maxAckP99", num(values["max-ack-p99"], "max-ack-p99"));
   set("sustainedSenders", num(values.senders, "senders"));
+  set("roomMembers", num(values["room-members"], "room-members"));
+  if (values["room-rates"]) o.roomRates = values["room-rates"].split(",").map((r) => num(r, "room-rates")!).sort((a, b) => a - b);
+  set("roomStepSeconds", num(values["room-step-seconds"], "room-step-seconds"));
+  if (values["room-variants"]) {
+    const variants = values["room-variants"].split(",").map((k) => k.trim());
+    for (const v of variants) if (v !== "conv" && v !== "devices") throw new Error(`--room-variants: conv or devices, not ${v}`);
+    o.roomVariants = variants as Options["roomVariants"];
+  }
   set("fanoutMembers", num(values["fanout-members"], "fanout-members"));
   set("fanoutRate", num(values["fanout-rate"], "fanout-rate"));
   set("fanoutSeconds", num(values["fanout-seconds"], "fanout-seconds"));

@@ -85,6 +85,50 @@ export class Profiler {
   }
 }
 
+/**
+ * A sample's weight: its time delta, capped at 4 ms (8 sampling intervals). When the
+ * isolate's thread is not running JS the sampler is not ticking, and the next sample would
+ * otherwise carry seconds of waiting onto whatever frame it lands in.
+ */
+const sampleUs = (profile: CpuProfile, i: number) => Math.min(4_000, profile.timeDeltas[i] ?? 0);
+
+export interface ProfileSummary {
+  /** The summary as text (summarizeProfile). */
+  text: string;
+  totalMs: number;
+  /** Self time by function, most first. */
+  top: { frame: string; ms: number; percent: number }[];
+}
+
+export function profileSummary(profile: CpuProfile, top = 15): ProfileSummary {
+  const { self, total } = selfTimes(profile);
+  return {
+    text: summarizeProfile(profile),
+    totalMs: Math.round(total / 1000),
+    top: [...self.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([frame, us]) => ({ frame, ms: Math.round(us / 1000), percent: Math.round((1000 * us) / Math.max(1, total)) / 10 })),
+  };
+}
+
+const frameLabel = (n: ProfileNode) =>
+  `${n.callFrame.functionName || "(anonymous)"}${n.callFrame.lineNumber >= 0 ? `:${n.callFrame.lineNumber + 1}` : ""}`;
+
+function selfTimes(profile: CpuProfile): { self: Map<string, number>; total: number } {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, number>();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const dt = sampleUs(profile, i);
+    const n = byId.get(id);
+    if (!n) return;
+    total += dt;
+    self.set(frameLabel(n), (self.get(frameLabel(n)) ?? 0) + dt);
+  });
+  return { self, total };
+}
+
 /** A text summary: top self time by function, and the callers under which SQL `exec` runs. */
 export function summarizeProfile(profile: CpuProfile, top = 25): string {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
@@ -96,7 +140,7 @@ export function summarizeProfile(profile: CpuProfile, top = 25): string {
   let total = 0;
   let sqlTotal = 0;
   profile.samples.forEach((id, i) => {
-    const dt = profile.timeDeltas[i] ?? 0;
+    const dt = sampleUs(profile, i);
     const n = byId.get(id);
     if (!n) return;
     total += dt;

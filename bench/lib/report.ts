@@ -1,5 +1,6 @@
 /** The results: a console table, JSON, a Markdown table and an SVG latency plot. */
 import type { StepResult } from "./measure.ts";
+import type { ProfileSummary } from "./profile.ts";
 import type { Figure } from "./scenarios.ts";
 import { fmtMs } from "./util.ts";
 
@@ -12,6 +13,7 @@ function fmt(v: number | null, unit: string): string {
   if (v === null) return "–";
   if (unit === "ms") return fmtMs(v);
   if (unit === "MB") return v.toFixed(2);
+  if (unit === "units") return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
   return Math.round(v).toLocaleString("en-US");
 }
 
@@ -47,7 +49,12 @@ export interface RunMeta {
   label: string;
 }
 
-export function markdown(meta: RunMeta, figures: Figure[], sustainedRuns: Record<string, { steps: StepResult[] } | undefined> | null): string {
+export function markdown(
+  meta: RunMeta,
+  figures: Figure[],
+  sustainedRuns: Record<string, { steps: StepResult[] } | undefined> | null,
+  profiles: Record<string, ProfileSummary> = {},
+): string {
   const out: string[] = [];
   out.push(`# edge-chat benchmark — ${meta.date}`, "");
   out.push(
@@ -79,6 +86,14 @@ export function markdown(meta: RunMeta, figures: Figure[], sustainedRuns: Record
             `${fmtMs(s.conv.p50)} | ${fmtMs(s.conv.p99)} | ${fmtMs(s.sync.p50)} | ${fmtMs(s.sync.p99)} | ${s.deliveriesPerSecond} | ${s.clientLagMaxMs} | ${held ? "✓" : "✗"} |`,
         );
       }
+    }
+  }
+  if (Object.keys(profiles).length) {
+    out.push("", "## CPU profile of the edge-chat isolate (--profile)", "");
+    out.push("Self time by function, per scenario (line numbers are in the bundle; `(program)` and `(garbage collector)` are V8's own).");
+    for (const [name, p] of Object.entries(profiles)) {
+      out.push("", `### ${name}: ${p.totalMs} ms sampled`, "", "| frame | ms | % |", "|---|---:|---:|");
+      for (const f of p.top) out.push(`| \`${f.frame}\` | ${f.ms} | ${f.percent} |`);
     }
   }
   const problems = Object.entries(meta.serverProblems).filter(([, n]) => n > 0);

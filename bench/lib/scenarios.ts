@@ -111,6 +111,79 @@ function pair(
   return { scenario, name, unit, better, real: v(values["edge-chat"]), baseline: v(values.baseline), ...(note ? { note } : {}) };
 }
 
+/** A step is held when every latency that counts has p99 ≤ the limit, with no error and nothing lost. */
+function heldStep(r: StepResult, maxP99: number, kinds: readonly ("ack" | "conv" | "sync")[]): boolean {
+  const ok = (q: StepResult["ack"]) => q.n === 0 || (q.p99 !== null && q.p99 <= maxP99);
+  return r.ack.p99 !== null && kinds.every((k) => ok(r[k])) && !r.aborted && r.ack.missing === 0 && errorsOf(r) === 0;
+}
+
+/**
+ * The rate ramp: `rates` in order until a step is not held, then ×1.25 steps from the
+ * highest held rate up to the one that failed, so "highest rate held" is within 25 %.
+ */
+async function ramp(
+  rates: number[],
+  maxP99: number,
+  kinds: readonly ("ack" | "conv" | "sync")[],
+  run: (rate: number) => Promise<StepResult>,
+  report: (rate: number, held: boolean, r: StepResult) => void,
+): Promise<{ steps: (StepResult & { held: boolean })[]; maxHeld: number }> {
+  const steps: (StepResult & { held: boolean })[] = [];
+  let maxHeld = 0;
+  const attempt = async (rate: number) => {
+    const r = await run(rate);
+    const held = heldStep(r, maxP99, kinds);
+    steps.push({ ...r, held });
+    report(rate, held, r);
+    if (held) maxHeld = Math.max(maxHeld, rate);
+    return held;
+  };
+  let failedAt: number | null = null;
+  for (const rate of rates) {
+    if (!(await attempt(rate))) {
+      failedAt = rate;
+      break;
+    }
+  }
+  if (failedAt !== null && maxHeld > 0) {
+    for (let rate = Math.round(maxHeld * 1.25); rate < failedAt * 0.97; rate = Math.round(rate * 1.25)) {
+      if (!(await attempt(rate))) break;
+    }
+  }
+  return { steps, maxHeld };
+}
+
+/** The highest rate of `rates` (not a ×1.25 refinement) held in `steps`: both servers ran it. */
+function coarseHeld(steps: (StepResult & { held: boolean })[] | undefined, rates: number[]): number {
+  const held = (steps ?? []).filter((st) => st.held && rates.includes(st.rate)).map((st) => st.rate);
+  return held.length ? Math.max(...held) : rates[0]!;
+}
+
+/** Billed units per message sent and per delivery, from a step's meter reading. */
+function unitFigures(scenario: string, label: string, r: PerTarget<StepResult | undefined>): Figure[] {
+  const per = (x: StepResult | undefined, f: (u: NonNullable<StepResult["units"]>) => number, by: "msg" | "delivery") => {
+    if (!x?.units) return null;
+    const d = x.conv.n - x.conv.missing + x.sync.n - x.sync.missing;
+    const n = by === "msg" ? x.sent : d;
+    return n > 0 ? Math.round((f(x.units) / n) * 1000) / 1000 : null;
+  };
+  const doReq = (u: NonNullable<StepResult["units"]>) => u.doRpc + u.wsIn + u.alarms;
+  const rows: [string, (u: NonNullable<StepResult["units"]>) => number, "msg" | "delivery"][] = [
+    ["Durable Object requests (RPCs + socket messages + alarms) per message", doReq, "msg"],
+    ["Durable Object requests per delivery", doReq, "delivery"],
+    ["object RPCs per message", (u) => u.doRpc, "msg"],
+    ["SQLite rows read per message", (u) => u.sqlRowsRead, "msg"],
+    ["SQLite rows written per message", (u) => u.sqlRowsWritten, "msg"],
+    ["SQLite rows written per delivery", (u) => u.sqlRowsWritten, "delivery"],
+    ["D1 queries per message", (u) => u.d1Queries, "msg"],
+    ["D1 rows read per message", (u) => u.d1RowsRead, "msg"],
+    ["Worker invocations per message", (u) => u.workerInvocations, "msg"],
+  ];
+  return rows.map(([name, f, by]) =>
+    pair(scenario, `${name} ${label}`, "units", "lower", { "edge-chat": per(r["edge-chat"], f, by), baseline: per(r.baseline, f, by) }),
+  );
+}
+
 // ---- sustained ----------------------------------------------------------------
 
 interface SustainedLayout {
@@ -145,19 +218,13 @@ export async function sustained(ctx: Ctx): Promise<ScenarioResult> {
     progress(`sustained on ${t.name}: ${senders.length} senders + 4 receivers, rates ${o.rates.join(", ")} msg/s, ${o.stepSeconds}s each`);
     await openAll(ctx, t, "sockets", specs);
     const senderKeys = specs.slice(0, senders.length).map((s) => s.key);
-    await step(ctx.pool, t.server.pid, `${tag}-sus-warm`, senderKeys, 50, 25, expect, stepOptions(ctx));
+    await step(ctx.pool, t.server, `${tag}-sus-warm`, senderKeys, 50, 25, expect, stepOptions(ctx));
     await settle(ctx);
 
-    const steps: (StepResult & { held: boolean })[] = [];
-    let maxHeld = 0;
-    for (const rate of o.rates) {
-      const r = await step(ctx.pool, t.server.pid, `${tag}-sus-${rate}`, senderKeys, rate, Math.max(1, Math.round(rate * o.stepSeconds)), expect, stepOptions(ctx));
-      const held = r.ack.p99 !== null && r.ack.p99 <= o.maxAckP99 && !r.aborted && r.ack.missing === 0 && errorsOf(r) === 0;
-      steps.push({ ...r, held });
-      progress(`  ${t.name} ${String(rate).padStart(5)} msg/s: ${held ? "held" : "NOT held"} — ${describe(r)}`);
-      if (!held) break;
-      maxHeld = rate;
-    }
+    const { steps, maxHeld } = await ramp(o.rates, o.maxAckP99, ["ack"], async (rate) =>
+      step(ctx.pool, t.server, `${tag}-sus-${rate}`, senderKeys, rate, Math.max(1, Math.round(rate * o.stepSeconds)), expect, stepOptions(ctx)),
+      (rate, held, r) => progress(`  ${t.name} ${String(rate).padStart(5)} msg/s: ${held ? "held" : "NOT held"} — ${describe(r)}`),
+    );
     runs[t.name] = { steps, maxHeld, lastTried: steps.at(-1)!.rate };
     await ctx.pool.close(specs.map((s) => s.key));
     await settle(ctx, t.name === "edge-chat" ? 6_000 : 0);
@@ -165,8 +232,8 @@ export async function sustained(ctx: Ctx): Promise<ScenarioResult> {
 
   const real = runs["edge-chat"];
   const base = runs.baseline;
-  // Latencies are compared at the highest rate the real server held (the baseline ran it too).
-  const at = real && real.maxHeld > 0 ? real.maxHeld : o.rates[0]!;
+  // Latencies are compared at the highest rate of the coarse ramp the real server held (the baseline ran it too).
+  const at = coarseHeld(real?.steps, o.rates);
   const stepAt = (run: typeof real) => run?.steps.find((s) => s.rate === at);
   const rs = stepAt(real);
   const bs = stepAt(base);
@@ -189,7 +256,69 @@ export async function sustained(ctx: Ctx): Promise<ScenarioResult> {
     }
   }
   figures.push(pair(S, `server CPU per message @ ${at} msg/s`, "ms", "lower", { "edge-chat": rs?.serverCpuMsPerMessage, baseline: bs?.serverCpuMsPerMessage }));
+  figures.push(...unitFigures(S, `@ ${at} msg/s`, { "edge-chat": rs, baseline: bs }));
   return { figures, details: { comparedAtRate: at, layout: { senders: senders.length, receivers: receivers.length }, runs } };
+}
+
+// ---- room --------------------------------------------------------------------
+
+/**
+ * A room of `roomMembers` members, each with only its conversation socket open, every
+ * member sending in turn (open loop); then the same with every member's device socket
+ * open too, so each message also goes through every member's inbox to a socket.
+ */
+export async function room(ctx: Ctx): Promise<ScenarioResult> {
+  const o = ctx.o;
+  const layout = await once(ctx, "room", async () => {
+    progress(`room: seeding ${o.roomMembers} users, creating their group through the API`);
+    const members = await ctx.accounts.seed(o.roomMembers, "room");
+    return { members, room: await ctx.accounts.group("room", members) };
+  });
+  const { members, room: theRoom } = layout;
+  const n = members.length;
+  const figures: Figure[] = [];
+  const details: Record<string, unknown> = {};
+  for (const variant of o.roomVariants) {
+    const devices = variant === "devices";
+    const expect: Expect = { convPerMessage: n - 1, syncPerMessage: devices ? n - 1 : 0 };
+    const runs: PerTarget<{ steps: (StepResult & { held: boolean })[]; maxHeld: number }> = {};
+    for (const t of ctx.targets) {
+      const tag = tagOf(t);
+      await t.prepare(theRoom);
+      const conv = members.map((u, i) => ({ key: `${tag}.room${variant}.c${i}`, url: t.convUrl(theRoom, u), kind: "conv" as const, user: u.userId }));
+      const sync = devices ? members.map((u, i) => ({ key: `${tag}.room${variant}.d${i}`, url: t.syncUrl(u), kind: "sync" as const, user: u.userId })) : [];
+      progress(`room on ${t.name}: ${n} members on conversation sockets${devices ? " and device sockets" : " only"}, every member sending, ${o.roomStepSeconds}s a step`);
+      if (sync.length) await openAll(ctx, t, "device sockets", sync);
+      await openAll(ctx, t, "conversation sockets", conv);
+      const keys = conv.map((c) => c.key);
+      await step(ctx.pool, t.server, `${tag}-room${variant}-warm`, keys, 20, 20, expect, stepOptions(ctx));
+      await settle(ctx);
+      runs[t.name] = await ramp(o.roomRates, o.maxAckP99, ["ack", "conv", "sync"], async (rate) =>
+        step(ctx.pool, t.server, `${tag}-room${variant}-${rate}`, keys, rate, Math.max(1, Math.round(rate * o.roomStepSeconds)), expect, stepOptions(ctx)),
+        (rate, held, r) => progress(`  ${t.name} ${String(rate).padStart(5)} msg/s: ${held ? "held" : "NOT held"} — ${describe(r)}`),
+      );
+      await ctx.pool.close([...conv, ...sync].map((x) => x.key));
+      await settle(ctx, t.name === "edge-chat" ? 6_000 : 0);
+    }
+    const R = devices ? `room (${n} members, conversation + device sockets)` : `room (${n} members, conversation sockets only)`;
+    const real = runs["edge-chat"];
+    const base = runs.baseline;
+    const at = coarseHeld(real?.steps, o.roomRates);
+    const rs = real?.steps.find((st) => st.rate === at);
+    const bs = base?.steps.find((st) => st.rate === at);
+    figures.push(pair(R, `highest rate held (ack and delivery p99 ≤ ${o.maxAckP99} ms)`, "msg/s", "higher", { "edge-chat": real?.maxHeld, baseline: base?.maxHeld }));
+    for (const [kind, label] of [["ack", "ack"], ["conv", "delivery, conversation socket"], ...(devices ? [["sync", "delivery, device socket"] as const] : [])] as const) {
+      for (const p of ["p50", "p99"] as const) {
+        figures.push(pair(R, `${label} ${p} @ ${at} msg/s`, "ms", "lower", { "edge-chat": rs?.[kind][p], baseline: bs?.[kind][p] }));
+      }
+    }
+    figures.push(pair(R, `server CPU per message @ ${at} msg/s`, "ms", "lower", { "edge-chat": rs?.serverCpuMsPerMessage, baseline: bs?.serverCpuMsPerMessage }));
+    const perMember = (x: StepResult | undefined) => (x?.serverCpuMsPerMessage != null ? Math.round((x.serverCpuMsPerMessage / n) * 1000) / 1000 : null);
+    figures.push(pair(R, `server CPU per member per message @ ${at} msg/s`, "ms", "lower", { "edge-chat": perMember(rs), baseline: perMember(bs) }));
+    figures.push(...unitFigures(R, `@ ${at} msg/s`, { "edge-chat": rs, baseline: bs }));
+    details[variant] = { comparedAtRate: at, runs };
+  }
+  return { figures, details: { members: n, ...details } };
 }
 
 // ---- fan-out -----------------------------------------------------------------
@@ -219,11 +348,11 @@ export async function fanout(ctx: Ctx): Promise<ScenarioResult> {
     await sleep(500);
     const senders = conv.slice(0, Math.min(8, n)).map((s) => s.key);
     const opts = stepOptions(ctx, { deliveryWaitMs: 30_000, drainMs: 20_000, abortAfterMs: 0 });
-    await step(ctx.pool, t.server.pid, `${tag}-fan-warm`, senders, 2, 2, expect, opts);
+    await step(ctx.pool, t.server, `${tag}-fan-warm`, senders, 2, 2, expect, opts);
     await settle(ctx);
-    const steady = await step(ctx.pool, t.server.pid, `${tag}-fan-steady`, senders, o.fanoutRate, Math.max(1, Math.round(o.fanoutRate * o.fanoutSeconds)), expect, opts);
+    const steady = await step(ctx.pool, t.server, `${tag}-fan-steady`, senders, o.fanoutRate, Math.max(1, Math.round(o.fanoutRate * o.fanoutSeconds)), expect, opts);
     progress(`  ${t.name} steady ${o.fanoutRate} msg/s × ${n - 1} others × 2 sockets: ${describe(steady)}`);
-    const burst = await step(ctx.pool, t.server.pid, `${tag}-fan-burst`, senders, 2000, o.fanoutBurst, expect, opts);
+    const burst = await step(ctx.pool, t.server, `${tag}-fan-burst`, senders, 2000, o.fanoutBurst, expect, opts);
     progress(`  ${t.name} burst of ${o.fanoutBurst} messages: ${describe(burst)}, all delivered after ${burst.spanMs} ms`);
     runs[t.name] = { steady, burst };
     await ctx.pool.close([...sync, ...conv].map((s) => s.key));
@@ -260,6 +389,7 @@ export async function fanout(ctx: Ctx): Promise<ScenarioResult> {
     pair(F, "burst: server CPU per message", "ms", "lower", { "edge-chat": r?.burst.serverCpuMsPerMessage, baseline: b?.burst.serverCpuMsPerMessage }),
   );
   figures.push(pair(F, `steady ${o.fanoutRate} msg/s: ack p99`, "ms", "lower", { "edge-chat": r?.steady.ack.p99, baseline: b?.steady.ack.p99 }));
+  figures.push(...unitFigures(F, "(burst)", { "edge-chat": r?.burst, baseline: b?.burst }));
   return { figures, details: { members: n, groupCreateMs: Math.round(layout.createMs), runs } };
 }
 
@@ -301,9 +431,9 @@ export async function many(ctx: Ctx): Promise<ScenarioResult> {
     progress(`many on ${t.name}: ${specs.length} conversation sockets over ${rooms.length} conversations, ${o.manyRate} msg/s for ${o.manySeconds}s`);
     await openAll(ctx, t, "conversation sockets", specs);
     const keys = specs.map((s) => s.key);
-    await step(ctx.pool, t.server.pid, `${tag}-many-warm`, keys, 50, 50, expect, stepOptions(ctx, { abortAfterMs: 0 }));
+    await step(ctx.pool, t.server, `${tag}-many-warm`, keys, 50, 50, expect, stepOptions(ctx, { abortAfterMs: 0 }));
     await settle(ctx);
-    const r = await step(ctx.pool, t.server.pid, `${tag}-many`, keys, o.manyRate, Math.round(o.manyRate * o.manySeconds), expect, stepOptions(ctx, { abortAfterMs: 0 }));
+    const r = await step(ctx.pool, t.server, `${tag}-many`, keys, o.manyRate, Math.round(o.manyRate * o.manySeconds), expect, stepOptions(ctx, { abortAfterMs: 0 }));
     progress(`  ${t.name}: ${describe(r)}`);
     runs[t.name] = r;
     await ctx.pool.close(keys);
@@ -323,6 +453,7 @@ export async function many(ctx: Ctx): Promise<ScenarioResult> {
   }
   figures.push(pair(M, `server CPU per message @ ${o.manyRate} msg/s`, "ms", "lower", { "edge-chat": r?.serverCpuMsPerMessage, baseline: b?.serverCpuMsPerMessage }));
   figures.push(pair(M, `deliveries/s @ ${o.manyRate} msg/s`, "deliveries/s", "higher", { "edge-chat": r?.deliveriesPerSecond, baseline: b?.deliveriesPerSecond }));
+  figures.push(...unitFigures(M, `@ ${o.manyRate} msg/s`, { "edge-chat": r, baseline: b }));
   return { figures, details: { conversations: rooms.length, members: o.manyMembers, rate: o.manyRate, runs } };
 }
 
@@ -422,4 +553,4 @@ export async function memory(ctx: Ctx): Promise<ScenarioResult> {
   return { figures, details: { sockets: n, idleWaitSeconds: o.idleWait, samples, perKind, idleTimelineMB: timelines } };
 }
 
-export const SCENARIO_FUNCTIONS = { memory, sustained, fanout, many } as const;
+export const SCENARIO_FUNCTIONS = { memory, sustained, room, fanout, many } as const;

@@ -131,6 +131,33 @@ export function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
+/** The units worker/lib/meter.ts counts (the baseline keeps the same shape). */
+export interface MeterCounts {
+  workerInvocations: number;
+  doRpc: number;
+  doRpcByMethod: Record<string, number>;
+  wsIn: number;
+  alarms: number;
+  sqlStatements: number;
+  sqlRowsRead: number;
+  sqlRowsWritten: number;
+  d1Queries: number;
+  d1RowsRead: number;
+  d1RowsWritten: number;
+}
+
+/** GET /__bench/meter, or null when the server has no meter (e.g. --source from an older tree). */
+export async function readMeter(url: string): Promise<MeterCounts | null> {
+  try {
+    const res = await fetch(`${url}/__bench/meter`);
+    if (res.status !== 200) return null;
+    const body = (await res.json()) as MeterCounts;
+    return typeof body.doRpc === "number" ? body : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Resident set size of a process, in bytes (VmRSS of /proc/PID/status). */
 export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");

@@ -39,7 +39,7 @@ async function fill(id: string, a: User, b: User, n: number) {
         }
         // as if every inbox had confirmed it (fan-out is measured by the bench, not here)
         const last = store.lastFeedId();
-        for (const m of store.activeMembers()) store.confirmFed(m.user_id, last);
+        store.confirmFedAll(new Map(store.activeMembers().map((m) => [m.user_id, last])));
       });
     });
   }
