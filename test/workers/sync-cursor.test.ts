@@ -3,7 +3,7 @@
  * what is made for it before its first connect is replayed (without `since`, nothing is).
  */
 import { describe, expect, it } from "vitest";
-import { direct, eventually, expectError, user } from "./api-helpers";
+import { direct, eventually, expectError, list, user } from "./api-helpers";
 import { call, openSocket, send } from "./helpers";
 
 describe("GET /v1/sync/cursor", () => {
@@ -13,11 +13,13 @@ describe("GET /v1/sync/cursor", () => {
     expect((await call("GET", "/sync/cursor", { token: a.token })).json).toEqual({ cursor: "0" });
     const conv = (await direct(a, b)).json.conversation_id;
     await send(b, conv, "before");
-    const before = await eventually(async () => {
-      const cursor = (await call("GET", "/sync/cursor", { token: a.token })).json.cursor as string;
-      expect(cursor).not.toBe("0");
-      return cursor;
+    // Once "before" is in a's log (the list is brought up to date in the same write), the cursor is past it.
+    await eventually(async () => {
+      const entry = (await list(a)).json.conversations.find((c: any) => c.conversation_id === conv);
+      expect(entry?.last_message?.client_message_id).toBe("before");
     });
+    const before = (await call("GET", "/sync/cursor", { token: a.token })).json.cursor as string;
+    expect(before).not.toBe("0");
     await send(b, conv, "after");
     const opened = await openSocket(`/sync?since=${before}`, a.token);
     expect(opened.status).toBe(101);
