@@ -132,19 +132,8 @@ export function cpuMs(pid: number): number {
 }
 
 /** The units worker/lib/meter.ts counts (the baseline keeps the same shape). */
-export interface MeterCounts {
-  workerInvocations: number;
-  doRpc: number;
-  doRpcByMethod: Record<string, number>;
-  wsIn: number;
-  alarms: number;
-  sqlStatements: number;
-  sqlRowsRead: number;
-  sqlRowsWritten: number;
-  d1Queries: number;
-  d1RowsRead: number;
-  d1RowsWritten: number;
-}
+export type { MeterCounts } from "../../protocol/meter.ts";
+import type { MeterCounts } from "../../protocol/meter.ts";
 
 /** GET /__bench/meter, or null when the server has no meter (e.g. --source from an older tree). */
 export async function readMeter(url: string): Promise<MeterCounts | null> {

@@ -6,21 +6,9 @@
  * (locally the Worker and every object share one), so no call site changes; unset, nothing
  * is patched and nothing runs.
  */
-export interface MeterCounts {
-  workerInvocations: number;
-  /** Calls on object stubs (RPC methods and fetch), by the caller. */
-  doRpc: number;
-  doRpcByMethod: Record<string, number>;
-  /** WebSocket messages received by objects (billed as requests, 20:1). */
-  wsIn: number;
-  alarms: number;
-  sqlStatements: number;
-  sqlRowsRead: number;
-  sqlRowsWritten: number;
-  d1Queries: number;
-  d1RowsRead: number;
-  d1RowsWritten: number;
-}
+import type { MeterCounts } from "../../protocol/meter";
+
+export type { MeterCounts };
 
 const counts: MeterCounts = {
   workerInvocations: 0,
