@@ -94,8 +94,8 @@ describe("SDK: MLS-encrypted conversations", () => {
   let conversationId: string;
   const before: string[] = [];
 
-  it("three users (two with two devices) in an encrypted group: every device decrypts every message", async () => {
-    [alice, bob, carol] = await Promise.all([user("ma", 2), user("mb", 2), user("mc", 1)]);
+  it("three users with two devices each in an encrypted group: every device decrypts every message", async () => {
+    [alice, bob, carol] = await Promise.all([user("ma", 2), user("mb", 2), user("mc", 2)]);
     const everyone = [...alice, ...bob, ...carol];
     // Each device uploaded its key packages at sign-in.
     for (const d of everyone) expect((await d.chat.request<{ count: number }>("GET", "/v1/mls/key-packages/count")).count).toBe(20);
@@ -166,7 +166,7 @@ describe("SDK: MLS-encrypted conversations", () => {
     expect(messageEpoch(sent.content)).toBe(removalEpoch);
     await allRead([...alice, ...bob, dave], conversationId, [secret], "the remaining devices read the message after the removal");
     await expect(processIncoming(decodeGroupStateText(old!.state), sent.content)).rejects.toThrow();
-    expect(textsIn(carol[0]!, conversationId)).not.toContain(secret);
+    for (const d of carol) expect(textsIn(d, conversationId)).not.toContain(secret);
   });
 
   it("two devices committing at once converge", async () => {
@@ -186,6 +186,23 @@ describe("SDK: MLS-encrypted conversations", () => {
       10_000,
       "every device at the same epoch",
     );
+  });
+
+  it("a device restarted from its storage, with a commit made while it was down, catches up and decrypts", async () => {
+    const [gina] = await user("mg", 1);
+    const down = bob[1]!;
+    await down.chat.close();
+    // While bob's second device is down: a membership commit, then a message in the new epoch.
+    await alice[0]!.chat.addMembers(conversationId, [gina!.chat.userId]);
+    const text = marker("after-a-commit-while-down");
+    await alice[1]!.chat.sendText(conversationId, text);
+    const restarted = (await ChatClient.restore({ baseUrl: server.baseUrl, storage: down.storage, ...FAST }))!;
+    clients.push(restarted);
+    const again: Device = { chat: restarted, storage: down.storage, name: "mb2-restarted", got: [] };
+    restarted.on("message", (m) => again.got.push(m));
+    await restarted.connect();
+    bob[1] = again;
+    await allRead([again, gina!], conversationId, [text], "the restarted device and the new member read the message after the commit");
   });
 
   it("a user's device signed in after the group was made joins it by external commit at connect()", async () => {
