@@ -205,6 +205,31 @@ describe("SDK: MLS-encrypted conversations", () => {
     await allRead([again, gina!], conversationId, [text], "the restarted device and the new member read the message after the commit");
   });
 
+  it("a commit whose answer is lost (the connection drops mid-commit) is retried with the same id and converges", async () => {
+    const [hank] = await user("mh", 1);
+    let dropped = 0;
+    // Alice's device: the first commit request reaches the server, but its answer never arrives.
+    const lossy = async (input: string, init?: RequestInit) => {
+      const res = await fetch(input, init);
+      if (init?.method === "POST" && input.includes("/mls/commits") && dropped === 0) {
+        dropped++;
+        throw new TypeError("fetch failed: the connection dropped");
+      }
+      return res;
+    };
+    const storage = new MemoryStorage();
+    const flaky = await ChatClient.login({ baseUrl: server.baseUrl, handle: alice[0]!.chat.handle, password: PASSWORD, storage, fetch: lossy, ...FAST });
+    clients.push(flaky);
+    await flaky.connect();
+    await flaky.addMembers(conversationId, [hank!.chat.userId]);
+    expect(dropped).toBe(1);
+    const raw = await flaky.request<{ messages: { kind: string; seq: number }[] }>("GET", `/v1/conversations/${conversationId}/messages`, undefined, { limit: 200 });
+    const text = marker("after-a-lost-commit-answer");
+    await flaky.sendText(conversationId, text);
+    await allRead([...alice, ...bob, hank!], conversationId, [text], "every device, hank too, reads what follows the retried commit");
+    expect(raw.messages.filter((m) => m.kind === "mls_commit").length).toBeGreaterThan(0);
+  });
+
   it("a user's device signed in after the group was made joins it by external commit at connect()", async () => {
     const earlier = marker("before-bob3");
     await alice[0]!.chat.sendText(conversationId, earlier);
