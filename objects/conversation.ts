@@ -183,6 +183,12 @@ export class Conversation extends DurableObject<Env> {
   }
 
   /** The conversation as its members see it. */
+  /** From a member's inbox, as one of their devices connects: send them what fan-out held back (objects/fanout.ts). */
+  async flushTo(userId: string): Promise<void> {
+    if (!this.store.exists()) return;
+    await this.fanout.flushFor(userId);
+  }
+
   async describe(caller: Caller): Promise<Outcome<ConversationShape>> {
     const denied = this.checkMember(caller.userId);
     return denied ?? ok(this.store.snapshot());

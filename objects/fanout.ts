@@ -89,6 +89,16 @@ export class FanOut {
     if (nextWake !== null) await this.wakeAt(nextWake);
   }
 
+  /**
+   * A device of this member is connecting: whatever the idle interval held back goes now,
+   * so that its replay holds every message acknowledged before it connected.
+   */
+  async flushFor(userId: string): Promise<void> {
+    if (!this.idleSince.delete(userId)) return;
+    this.resume();
+    await this.running;
+  }
+
   /** Starts draining (or, if a drain is running, makes it go round once more) without waiting. */
   resume(): void {
     if (this.running) {

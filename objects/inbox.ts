@@ -18,6 +18,7 @@ import {
 } from "../protocol";
 import { limits } from "../worker/lib/config";
 import type { OwedEvent } from "./conversation-store";
+import { IDLE_INBOX_INTERVAL_MS } from "./fanout";
 import { errorFrame } from "./frames";
 import { KEY_PACKAGES_LOW, KEY_PACKAGES_SCHEMA, KeyPackageStore, type ClaimedPackage, type VerifiedKeyPackage } from "./key-packages";
 import { PRESENCE_SCHEMA, PresenceTracker, type Presence } from "./presence";
@@ -318,6 +319,19 @@ export class Inbox extends DurableObject<Env> {
     return this.presence.current();
   }
 
+  private async collectHeldBack(userId: string): Promise<void> {
+    const recent = this.sql
+      .exec<{ conversation_id: string }>(
+        "SELECT conversation_id FROM conversations WHERE last_activity > ? ORDER BY last_activity DESC LIMIT 50",
+        Date.now() - 4 * IDLE_INBOX_INTERVAL_MS,
+      )
+      .toArray();
+    if (recent.length === 0) return;
+    const asked = Promise.allSettled(recent.map((r) => this.env.CONVERSATION.get(this.env.CONVERSATION.idFromName(r.conversation_id)).flushTo(userId)));
+    // Never holds a connect up for long: what is not in by then streams live a moment later.
+    await Promise.race([asked, new Promise((resolve) => setTimeout(resolve, 1_000))]);
+  }
+
   /** The newest cursor of the log ("0" when empty): where a device made now starts. */
   headCursor(): string {
     return String(this.sql.exec<{ c: number | null }>("SELECT max(cursor) AS c FROM log").one().c ?? 0);
@@ -341,6 +355,11 @@ export class Inbox extends DurableObject<Env> {
     if (this.openDeviceSockets() >= this.limits.maxSocketsPerUser) {
       return json({ error: { code: "limit_exceeded", message: `at most ${this.limits.maxSocketsPerUser} device sockets per user` } }, 422);
     }
+
+    // With no device socket open, conversations feed this inbox at most every
+    // IDLE_INBOX_INTERVAL_MS: the ones active just now may still hold a batch back. It is
+    // asked for first, so that the replay below holds every message acked before this connect.
+    if (this.openDeviceSockets() === 0) await this.collectHeldBack(caller.userId);
 
     const pair = new WebSocketPair();
     const server = pair[1];
