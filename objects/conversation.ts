@@ -403,10 +403,17 @@ export class Conversation extends DurableObject<Env> {
     if (early) return early;
     const token = await this.sendTokens.take(caller.userId);
     if (!token.ok) return fail("rate_limited", "too many messages; slow down", token.retryAfterSeconds);
-    // The same message may have been stored while the bucket answered.
-    const raced = await this.tiers.byClientId(caller.userId, input.client_message_id);
-    if (raced) return ok(raced, false);
     const contact = member.sent ? false : await this.firstSendInDirect(caller.userId);
+    // The same message may have been stored while the bucket (or D1) answered. This check and
+    // the append run in one synchronous stretch: even an `await` of a settled promise would let
+    // a concurrent send of this client_message_id (resumed by the same lease) run in between.
+    const raced = this.store.messageByClientId(caller.userId, input.client_message_id);
+    if (raced) return ok(raced, false);
+    const archivedSeq = this.store.archivedSeqByClientId(caller.userId, input.client_message_id);
+    if (archivedSeq !== null) {
+      const archived = await this.tiers.messageAt(archivedSeq);
+      if (archived) return ok(archived, false);
+    }
     // Checked after the last await, so no commit can slip in between the check and the append.
     const stale = this.store.info()!.encryption === "mls" ? this.mls.checkApplicationMessage(this.store.info()!.id, input.content) : null;
     if (stale) return stale;
