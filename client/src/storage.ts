@@ -28,6 +28,8 @@ export class MemoryStorage implements ChatStorage {
   }
 }
 
+const READ_TIMEOUT_MS = 5_000;
+
 /** Browsers: one IndexedDB object store; each `write` is one readwrite transaction. */
 export class IndexedDBStorage implements ChatStorage {
   private db: Promise<IDBDatabase> | null = null;
@@ -43,19 +45,42 @@ export class IndexedDBStorage implements ChatStorage {
     this.db ??= new Promise((resolve, reject) => {
       const request = this.factory.open(this.name, 1);
       request.onupgradeneeded = () => request.result.createObjectStore("kv");
-      request.onsuccess = () => resolve(request.result);
+      request.onsuccess = () => {
+        const db = request.result;
+        // Another tab upgrading (a later app version) must not wait on this connection.
+        db.onversionchange = () => {
+          db.close();
+          this.db = null;
+        };
+        resolve(db);
+      };
       request.onerror = () => reject(request.error);
+      request.onblocked = () => console.warn("IndexedDBStorage: opening waits for another tab to close the database");
     });
     return this.db;
   }
 
+  /**
+   * A read that has not answered in READ_TIMEOUT_MS is tried once more on a new connection:
+   * in a browser under load a first read on a fresh page was seen never to answer.
+   */
   async read<T>(key: string): Promise<T | undefined> {
-    const db = await this.open();
-    return new Promise((resolve, reject) => {
-      const request = db.transaction("kv", "readonly").objectStore("kv").get(key);
-      request.onsuccess = () => resolve(request.result as T | undefined);
-      request.onerror = () => reject(request.error);
-    });
+    for (let attempt = 1; ; attempt++) {
+      const db = await this.open();
+      const answer = await Promise.race([
+        new Promise<{ value: T | undefined }>((resolve, reject) => {
+          const request = db.transaction("kv", "readonly").objectStore("kv").get(key);
+          request.onsuccess = () => resolve({ value: request.result as T | undefined });
+          request.onerror = () => reject(request.error);
+        }),
+        new Promise<null>((resolve) => setTimeout(() => resolve(null), READ_TIMEOUT_MS)),
+      ]);
+      if (answer) return answer.value;
+      if (attempt >= 3) throw new Error(`IndexedDBStorage: reading ${key} did not answer`);
+      console.warn(`IndexedDBStorage: reading ${key} did not answer in ${READ_TIMEOUT_MS} ms; reopening`);
+      db.close();
+      this.db = null;
+    }
   }
 
   async write(entries: Record<string, unknown>): Promise<void> {
