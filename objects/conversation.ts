@@ -415,7 +415,7 @@ export class Conversation extends DurableObject<Env> {
       if (archived) return ok(archived, false);
     }
     // Checked after the last await, so no commit can slip in between the check and the append.
-    const stale = this.store.info()!.encryption === "mls" ? this.mls.checkApplicationMessage(this.store.info()!.id, input.content) : null;
+    const stale = this.store.encryption() === "mls" ? this.mls.checkApplicationMessage(this.store.id(), input.content) : null;
     if (stale) return stale;
     // Judged again with no await before the write: the media may have been taken or swept meanwhile.
     const refused = input.media_id === undefined ? null : this.media.refusal(input.media_id);

@@ -9,7 +9,7 @@ import { isMlsKind, mlsCodec, plainCodec, type ConversationCodec } from "./codec
 import { Call, type CallFrame } from "./calls";
 import { OpenConversation } from "./conversation";
 import { Emitter } from "./emitter";
-import { ChatError } from "./errors";
+import { asChatError, ChatError } from "./errors";
 import { Http, type FetchLike } from "./http";
 import { MlsLayer } from "./mls/layer";
 import { encodeMediaContent, fetchMedia, mediaPath, openMedia, sealMedia, uploadMedia, type MediaData, type SealedMediaContent } from "./media";
@@ -259,7 +259,7 @@ export class ChatClient extends Emitter<ChatEvents> {
       try {
         page = await this.http.request("GET", "/v1/conversations", undefined, { limit: 100, cursor });
       } catch (err) {
-        this.emit("error", err instanceof ChatError ? err : new ChatError("network", String(err)));
+        this.emit("error", asChatError(err));
         return;
       }
       for (const c of page.conversations) {
@@ -268,7 +268,7 @@ export class ChatClient extends Emitter<ChatEvents> {
           // The replay is applied: a welcome for this device would have come with it.
           await this.mls.joinExternally(c.conversation_id, { resync: true });
         } catch (err) {
-          this.emit("error", err instanceof ChatError ? err : new ChatError("network", String(err)));
+          this.emit("error", asChatError(err));
         }
       }
       cursor = page.next_cursor ?? undefined;
@@ -463,7 +463,7 @@ export class ChatClient extends Emitter<ChatEvents> {
    * resolves with the message as it now is. Everyone, this client too, gets `updated`.
    */
   async editMessage(conversationId: string, seq: number, text: string): Promise<ChatMessage> {
-    const codec = this.codecFor(conversationId);
+    const codec = (await this.isEncrypted(conversationId)) ? this.mlsCodec_ : plainCodec;
     const encoded = await codec.encodeText(conversationId, text, newClientMessageId());
     // Known here before the server's message_updated can come back on the stream.
     const before = encoded.kind === "encrypted" ? await this.mls.rememberEdit(conversationId, seq, text) : undefined;
@@ -496,8 +496,7 @@ export class ChatClient extends Emitter<ChatEvents> {
    */
   async sendMedia(conversationId: string, data: MediaData, options: { contentType?: string; name?: string; caption?: string } = {}): Promise<ChatMessage> {
     const contentType = options.contentType ?? (data instanceof Blob && data.type ? data.type : "application/octet-stream");
-    if (!this.codecs.has(conversationId) && !(await this.mls.hasGroup(conversationId))) await this.getConversation(conversationId);
-    const encrypted = this.codecFor(conversationId) !== plainCodec || (await this.mls.hasGroup(conversationId));
+    const encrypted = await this.isEncrypted(conversationId);
     const details = { name: options.name, caption: options.caption, type: contentType };
     // Encrypted: the server stores ciphertext only; the key goes inside the PrivateMessage.
     const sealed = encrypted ? await sealMedia(data, details) : null;
@@ -655,15 +654,13 @@ export class ChatClient extends Emitter<ChatEvents> {
   private async postEntry(entry: OutboxEntry): Promise<Message> {
     // Encoded at its first attempt, then stored: retries resend the very same bytes.
     if (!entry.encoded) {
-      // Not told yet whether it is encrypted (the welcome or its event may still be on the
-      // way): ask, so that a text is never sent in the clear into an encrypted conversation.
-      if (!this.codecs.has(entry.conversation_id) && !(await this.mls.hasGroup(entry.conversation_id))) await this.getConversation(entry.conversation_id);
+      const encrypted = await this.isEncrypted(entry.conversation_id);
       // Encrypted, and no welcome for this device: without a stream none can come; with one it
       // may be on its way, so the first tries wait for it before the device joins by itself.
-      if (this.codecFor(entry.conversation_id) !== plainCodec && !(await this.mls.hasGroup(entry.conversation_id))) {
-        if (this.device.state !== "connected" || entry.attempts >= 3) await this.mls.joinExternally(entry.conversation_id, { resync: true });
+      if (encrypted && !(await this.mls.hasGroup(entry.conversation_id)) && (this.device.state !== "connected" || entry.attempts >= 3)) {
+        await this.mls.joinExternally(entry.conversation_id, { resync: true });
       }
-      const codec = this.codecFor(entry.conversation_id) === plainCodec && (await this.mls.hasGroup(entry.conversation_id)) ? this.mlsCodec_ : this.codecFor(entry.conversation_id);
+      const codec = encrypted ? this.mlsCodec_ : plainCodec;
       const encoded = entry.sealed
         ? await this.mls.encodeMedia(entry.conversation_id, entry.sealed, entry.client_message_id)
         : await codec.encodeText(entry.conversation_id, entry.text ?? "", entry.client_message_id);
@@ -713,6 +710,17 @@ export class ChatClient extends Emitter<ChatEvents> {
   private remember(conversation: Conversation): Conversation {
     this.sync.setMembers(conversation.conversation_id, conversation.members.map((m) => m.user_id));
     return conversation;
+  }
+
+  /**
+   * Whether sends into the conversation go through MLS. Not told yet (the welcome or its event
+   * may still be on the way), it asks the server, so that nothing is sent in the clear into an
+   * encrypted conversation.
+   */
+  private async isEncrypted(conversationId: string): Promise<boolean> {
+    if (await this.mls.hasGroup(conversationId)) return true;
+    if (!this.codecs.has(conversationId)) await this.getConversation(conversationId);
+    return this.codecFor(conversationId) !== plainCodec;
   }
 
   private codecFor(conversationId: string): ConversationCodec {

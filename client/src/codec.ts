@@ -4,7 +4,6 @@
  * Plain conversations use the identity codec; `encryption: "mls"` ones the MLS codec
  * (CONTRACT.md section 10, client/src/mls/).
  */
-import { ChatError } from "./errors";
 import type { MessageKind } from "../../protocol";
 import type { MlsLayer } from "./mls/layer";
 import { decodeMediaContent } from "./media";
@@ -37,16 +36,6 @@ export const plainCodec: ConversationCodec = {
   },
 };
 
-/** Stands in for the MLS layer until it exists: encrypted conversations cannot be used yet. */
-export const unavailableCodec: ConversationCodec = {
-  async encodeText() {
-    throw encryptionUnavailable();
-  },
-  async decode(message) {
-    return message;
-  },
-};
-
 /** MLS conversations: PrivateMessages out, commits applied and PrivateMessages decrypted in. */
 export function mlsCodec(layer: MlsLayer): ConversationCodec {
   return {
@@ -57,10 +46,3 @@ export function mlsCodec(layer: MlsLayer): ConversationCodec {
 
 /** Whether a message can only be read through the MLS layer, whatever is known of its conversation. */
 export const isMlsKind = (kind: string): boolean => kind === "encrypted" || kind === "mls_commit";
-
-export function encryptionUnavailable(): ChatError {
-  return new ChatError(
-    "encryption_unavailable",
-    "end-to-end encrypted conversations are not supported by this SDK build yet; pass { encrypted: false }",
-  );
-}

@@ -37,3 +37,8 @@ export class ChatError extends Error {
     return this.status === 0 || this.status >= 500 || this.status === 429;
   }
 }
+
+/** Anything thrown, as a ChatError: what never got an answer is a `network` error. */
+export function asChatError(err: unknown): ChatError {
+  return err instanceof ChatError ? err : new ChatError("network", String(err));
+}

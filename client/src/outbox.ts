@@ -7,7 +7,7 @@
  * matches the order the user typed; conversations do not wait for each other.
  */
 import { Backoff } from "./backoff";
-import { ChatError } from "./errors";
+import { asChatError, ChatError } from "./errors";
 import type { ChatStorage } from "./storage";
 import type { Message, OutboxEntry } from "./types";
 
@@ -101,7 +101,7 @@ export class Outbox {
       this.waiters.get(entry.client_message_id)?.resolve(message);
       this.waiters.delete(entry.client_message_id);
     } catch (err) {
-      const error = err instanceof ChatError ? err : new ChatError("network", String(err));
+      const error = asChatError(err);
       if (error.transient || error.code === "unauthorized") {
         this.retryLater(conversationId, error);
       } else {

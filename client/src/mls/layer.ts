@@ -38,7 +38,7 @@ import {
 } from "../../../mls/adapter";
 import type { Encoded } from "../codec";
 import type { SealedMediaContent } from "../media";
-import { ChatError } from "../errors";
+import { asChatError, ChatError } from "../errors";
 import type { ChatStorage } from "../storage";
 import type { ChatMessage, Message } from "../types";
 import { KEY_PACKAGE_TARGET, KeyStore, type Request } from "./keys";
@@ -286,14 +286,8 @@ export class MlsLayer {
       const g = await this.group(conv);
       if (!g || message.sender_device_id === this.device.deviceId) return message;
       try {
-        const started = performance.now();
-        const result = await processIncoming(g.state, message.content);
-        this.timings.decrypt.push(performance.now() - started);
-        g.state = result.state;
-        this.dirty.add(conv);
-        if (result.kind !== "application") return message;
-        const payload = JSON.parse(new TextDecoder().decode(result.data)) as Partial<Payload>;
-        if (!isPayload(payload)) return message;
+        const payload = await this.decrypt(conv, g, message.content);
+        if (!payload) return message;
         cache.seq[message.seq] = cachedForm(payload);
         return withCached(message, cache.seq[message.seq]!);
       } catch {
@@ -323,11 +317,8 @@ export class MlsLayer {
       const g = await this.group(conv);
       if (g && message.edited_at !== undefined) {
         try {
-          const result = await processIncoming(g.state, message.content);
-          g.state = result.state;
-          this.dirty.add(conv);
-          const payload = result.kind === "application" ? (JSON.parse(new TextDecoder().decode(result.data)) as Partial<Payload>) : null;
-          if (payload && isPayload(payload)) cache.seq[message.seq] = cachedForm(payload);
+          const payload = await this.decrypt(conv, g, message.content);
+          if (payload) cache.seq[message.seq] = cachedForm(payload);
         } catch {
           // this device's own edit, or one already read: the cache has it
         }
@@ -348,6 +339,21 @@ export class MlsLayer {
       await this.flush(conversationId);
       return before;
     });
+  }
+
+  /**
+   * Opens a PrivateMessage with the group's state and moves the state on (called under the
+   * lock); null for what is not a payload this SDK knows. Throws when it cannot be opened.
+   */
+  private async decrypt(conv: string, g: Group, content: string): Promise<Payload | null> {
+    const started = performance.now();
+    const result = await processIncoming(g.state, content);
+    this.timings.decrypt.push(performance.now() - started);
+    g.state = result.state;
+    this.dirty.add(conv);
+    if (result.kind !== "application") return null;
+    const payload = JSON.parse(new TextDecoder().decode(result.data)) as Partial<Payload>;
+    return isPayload(payload) ? payload : null;
   }
 
   private async fromCache(message: ChatMessage): Promise<ChatMessage> {
@@ -564,8 +570,4 @@ export class MlsLayer {
     }
     await this.flush(conversationId);
   }
-}
-
-function asChatError(err: unknown): ChatError {
-  return err instanceof ChatError ? err : new ChatError("network", String(err));
 }
