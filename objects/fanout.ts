@@ -15,6 +15,7 @@
  */
 import { eventsFor, type ConversationStore, type FeedEntry, type MemberRow } from "./conversation-store";
 import type { IngestAnswer } from "./inbox";
+import type { AlarmScheduler } from "./scheduler";
 
 /** The safety net: how soon after a write the alarm re-drains if the immediate drain did not finish. */
 const SAFETY_NET_MS = 2_000;
@@ -35,8 +36,6 @@ export class FanOut {
   private running: Promise<void> | null = null;
   private again = false;
   private failures = 0;
-  /** The alarm this instance knows is set; null when it must ask storage. */
-  private alarmAt: number | null = null;
   /** Members whose inbox last said no device socket is open there, and when that batch went. */
   private readonly idleSince = new Map<string, number>();
   /** The last round went to at least BIG_ROUND inboxes. */
@@ -47,14 +46,14 @@ export class FanOut {
   private idleTimer: { at: number; timer: ReturnType<typeof setTimeout> } | null = null;
 
   constructor(
-    private readonly ctx: DurableObjectState,
     private readonly env: Env,
     private readonly store: ConversationStore,
+    private readonly alarms: AlarmScheduler,
   ) {}
 
   /** After a write that owes inboxes events: arm the safety net, then drain without waiting. */
   async kick(): Promise<void> {
-    await this.wakeAt(Date.now() + SAFETY_NET_MS);
+    await this.alarms.wakeAt(Date.now() + SAFETY_NET_MS);
     if (!this.bigRounds) return this.resume();
     if (this.coalescing) return;
     this.coalescing = true;
@@ -64,29 +63,14 @@ export class FanOut {
     }, COALESCE_MS);
   }
 
-  /** Makes sure the alarm fires no later than `at`. */
-  async wakeAt(at: number): Promise<void> {
-    if (this.alarmAt !== null && this.alarmAt <= at) return;
-    const current = await this.ctx.storage.getAlarm();
-    if (current !== null && current <= at) {
-      this.alarmAt = current;
-      return;
-    }
-    await this.ctx.storage.setAlarm(at);
-    this.alarmAt = at;
-  }
-
-  /** From the object's alarm: drain everyone, then re-arm if anything is still owed or another wake-up is due. */
-  async onAlarm(nextWake: number | null): Promise<void> {
-    this.alarmAt = null;
+  /** From the object's alarm: drain everyone; answers when to come back if anything is still owed. */
+  async onAlarm(): Promise<number | null> {
     this.idleSince.clear();
     this.resume();
     await this.running;
-    if (this.store.membersOwed().length > 0) {
-      this.failures += 1;
-      await this.wakeAt(Date.now() + Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.failures));
-    }
-    if (nextWake !== null) await this.wakeAt(nextWake);
+    if (this.store.membersOwed().length === 0) return null;
+    this.failures += 1;
+    return Date.now() + Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.failures);
   }
 
   /**
