@@ -24,7 +24,7 @@ import { limits } from "../worker/lib/config";
 import { newId } from "../worker/lib/ids";
 import { CallSignals, RING_TIMEOUT_MS } from "./calls";
 import { takeFrom, type Bucket } from "./rate-limit";
-import { ConversationStore, CONVERSATION_SCHEMA } from "./conversation-store";
+import { ConversationStore, CONVERSATION_SCHEMA, type MemberRow } from "./conversation-store";
 import { MlsStore, type CommitFacts } from "./mls-store";
 import { MediaLedger, type BeginSpec, type Completion, type PartTarget } from "./media";
 import { deviceIdentity } from "../mls/adapter";
@@ -389,10 +389,9 @@ export class Conversation extends DurableObject<Env> {
     for (const ws of this.ctx.getWebSockets(`d:${deviceId}`)) closeSocket(ws, CLOSE_UNAUTHORIZED, "device revoked");
   }
 
-  private async send(caller: Caller, input: SendInput): Promise<Outcome<Message>> {
-    const denied = this.checkMember(caller.userId);
-    if (denied) return denied;
-    const member = this.store.activeMember(caller.userId)!;
+  /** `member`: the sender's row when the caller has just read it (a socket frame), so it is not read again. */
+  private async send(caller: Caller, input: SendInput, member = this.store.exists() ? this.store.activeMember(caller.userId) : null): Promise<Outcome<Message>> {
+    if (!member) return this.checkMember(caller.userId) ?? fail("forbidden", "not a member of this conversation");
     if (member.blocked) return fail("forbidden", "the other member of this conversation blocked you");
     if (input.content.length > this.limits.maxContentChars) {
       return fail("too_large", `content is longer than ${this.limits.maxContentChars} characters`);
@@ -699,18 +698,19 @@ export class Conversation extends DurableObject<Env> {
     if (state.exp * 1000 <= Date.now() || this.store.isRevoked(state.deviceId)) {
       return closeSocket(ws, CLOSE_UNAUTHORIZED, "token expired or device revoked");
     }
-    if (!this.store.activeMember(state.userId)) return closeSocket(ws, CLOSE_FORBIDDEN, "not a member");
+    const member = this.store.activeMember(state.userId);
+    if (!member) return closeSocket(ws, CLOSE_FORBIDDEN, "not a member");
 
     const parsed = parseFrame(data, this.limits.maxBodyBytes);
     if ("error" in parsed) return sendFrame(ws, errorFrame(parsed.error, parsed.ref));
-    await this.onFrame(ws, state, parsed.frame);
+    await this.onFrame(ws, state, parsed.frame, member);
   }
 
-  private async onFrame(ws: WebSocket, state: SocketState, frame: ClientFrame): Promise<void> {
+  private async onFrame(ws: WebSocket, state: SocketState, frame: ClientFrame, member: MemberRow): Promise<void> {
     switch (frame.type) {
       case "send": {
         const { type: _, ...input } = frame;
-        const result = await this.send(state, input);
+        const result = await this.send(state, input, member);
         if (!result.ok) return sendFrame(ws, errorFrame(result.error, frame.client_message_id));
         sendFrame(ws, { type: "sent", client_message_id: frame.client_message_id, message: result.value });
         if (result.created) this.broadcast({ type: "message", message: result.value });

@@ -22,6 +22,8 @@ const SAFETY_NET_MS = 2_000;
 const MAX_BACKOFF_MS = 60_000;
 const BATCH = 200;
 const PARALLEL_INBOXES = 16;
+/** Inboxes with no device socket open are sent to this many at a time. */
+const IDLE_LANES = 2;
 /** How often, at most, an inbox with no device socket open is sent what it is owed. */
 export const IDLE_INBOX_INTERVAL_MS = 250;
 /**
@@ -97,19 +99,44 @@ export class FanOut {
   private async loop(): Promise<void> {
     do {
       this.again = false;
-      const due = this.dueNow(this.store.membersOwed());
+      const due = this.allIdle() ? [] : this.dueNow(this.store.membersOwed());
       if (due.length === 0) continue;
       this.bigRounds = due.length >= BIG_ROUND;
       const conversationId = this.store.id();
       const feed = new SharedFeed(this.store);
       // Confirmations are written together once the round is over: one statement, not one per inbox.
       const confirmed = new Map<string, number>();
-      const results = await inParallel(due, PARALLEL_INBOXES, (m) => this.catchUp(conversationId, m, feed, confirmed));
+      const send = (m: MemberRow) => this.catchUp(conversationId, m, feed, confirmed);
+      // Nobody reads an idle inbox's stream live: its catch-up goes a few at a time, so that
+      // the work of applying it does not stand, all at once, in front of live sends.
+      const idle = due.filter((m) => this.idleSince.has(m.user_id));
+      const live = due.filter((m) => !this.idleSince.has(m.user_id));
+      const results = (await Promise.all([inParallel(live, PARALLEL_INBOXES, send), inParallel(idle, IDLE_LANES, send)])).flat();
       if (confirmed.size > 0) {
         this.store.confirmFedAll(confirmed);
       }
       if (results.every(Boolean)) this.failures = 0;
     } while (this.again);
+  }
+
+  /**
+   * Whether every member's inbox was sent to within the idle interval (each said nobody
+   * streams there): then nothing is due before the first of those intervals ends, which a
+   * timer waits for, and the owed members need not be read — a busy room reads them once
+   * per interval instead of once per message.
+   */
+  private allIdle(): boolean {
+    const ids = this.store.activeMemberIds();
+    if (ids.length === 0 || this.idleSince.size < ids.length) return false;
+    const now = Date.now();
+    let first = Number.POSITIVE_INFINITY;
+    for (const id of ids) {
+      const since = this.idleSince.get(id);
+      if (since === undefined || now - since >= IDLE_INBOX_INTERVAL_MS) return false;
+      first = Math.min(first, since);
+    }
+    this.resumeAt(first + IDLE_INBOX_INTERVAL_MS);
+    return true;
   }
 
   /** The owed members to send to now; idle inboxes sent to within the interval wait for a later round. */
