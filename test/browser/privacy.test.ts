@@ -142,6 +142,9 @@ describe.skipIf(!existsSync(CHROMIUM))("privacy and blocks in the web app", () =
     await bea.getByTestId("new-direct").waitFor();
     await until("the list loaded", async () => (await bea.getByText("No conversations yet.").count()) === 1);
     expect(await items().count()).toBe(0);
+    // The chat the URL names is still on screen, still blocked (the list's reload keeps what it needs).
+    await bea.getByTestId("blocked-bar").waitFor();
+    await bea.locator("#chat-title").getByText("Ana Stranger").waitFor();
 
     // Unblock from the privacy panel: the blocked list empties, the chat comes back (still a request).
     await openPrivacy();

@@ -126,6 +126,8 @@ export class AppModel {
   blocked = new Map<string, number>();
   /** Requests whose banner was dismissed with Accept this session (see `acceptRequest`). */
   private accepted = new Set<string>();
+  /** The first read of the block list since sign-in (it never fails: errors are logged). */
+  private privacyRead: Promise<void> = Promise.resolve();
   call: CallView | null = null;
   /** A short word after a call ends ("Call ended", "No answer"), shown for a few seconds. */
   callNotice: string | null = null;
@@ -329,8 +331,8 @@ export class AppModel {
     this.phase = "ready";
     this.changed();
     this.presenceTimer = setInterval(() => void this.refreshPresence(), PRESENCE_REFRESH_MS);
+    this.privacyRead = this.loadPrivacy();
     void this.refreshList();
-    void this.loadPrivacy();
     void chat.me().then(
       (me) => {
         this.users.set(me.user_id, { user_id: me.user_id, handle: me.handle, display_name: me.display_name });
@@ -410,6 +412,9 @@ export class AppModel {
         cursor = res.next_cursor;
       }
       // A blocked user's conversation stays known (not listed): it may be on screen, and comes back on unblocking.
+      // Which ones those are is known once the block list is read.
+      await this.privacyRead;
+      if (chat !== this.chat) return;
       if (!cursor) for (const [id, c] of [...this.conversations]) if (!seen.has(id) && !this.hiddenByBlock(c)) this.conversations.delete(id);
       this.listLoaded = true;
       this.changed();
