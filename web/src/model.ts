@@ -89,7 +89,8 @@ export function describeError(err: unknown, name: (userId: string) => string = (
         // member of this conversation blocked you", "… does not accept being added to groups by you".
         return err.message ? sentence(err.message.replace(USER_ID, name)) : "You are not allowed to do that.";
       case "limit_exceeded":
-        return "Too many members.";
+        // The server names the limit ("at most 256 members", "at most 100 devices per user", …).
+        return err.message ? sentence(err.message) : "A limit was reached.";
       case "invalid_request":
         return err.message || "The server refused that request.";
       default:
