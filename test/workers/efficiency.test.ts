@@ -107,4 +107,28 @@ describe("fan-out to inboxes", () => {
     );
     expect(receipts).toBe(1);
   });
+
+  it("logs a message the log already holds once, and the rest of its batch with the right cursors", async () => {
+    const a = await register();
+    const b = await register();
+    const id = await group(a, [b]);
+    const first = (await send(a, id, "one")).json;
+    await expect.poll(() => inboxSeqs(b.user_id, id), { timeout: 8_000 }).toEqual([1]);
+    const device = (await openSocket("/sync?since=0", b.token)).socket!;
+    await device.waitFor((f) => f.type === "message" && f.message.seq === 1);
+    // Past the inbox's feed position, yet holding seq 1 again: the log must keep one copy of it.
+    const again = { ...first, content: "one" };
+    const fresh = { ...first, seq: 2, message_id: "m_repeat_test", client_message_id: "repeat-2", content: "two" };
+    const events = [
+      { feedId: 2_000_001, event: { type: "message" as const, message: again } },
+      { feedId: 2_000_002, event: { type: "message" as const, message: fresh } },
+    ];
+    await inboxStub(b.user_id).ingest({ userId: b.user_id, conversationId: id, events, upto: 2_000_002 });
+    expect(await inboxSeqs(b.user_id, id)).toEqual([1, 2]);
+    const streamed = await device.waitFor((f) => f.type === "message" && f.message.seq === 2);
+    const replay = (await openSocket(`/sync?since=0`, b.token)).socket!;
+    const replayed = await replay.waitFor((f) => f.type === "message" && f.message.seq === 2);
+    expect(replayed.cursor).toBe(streamed.cursor);
+    expect(device.frames.filter((f) => f.type === "message" && f.message.seq === 1)).toHaveLength(1);
+  });
 });
