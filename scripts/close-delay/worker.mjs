@@ -36,5 +36,21 @@ export class O extends DurableObject {
   }
 }
 export default {
-  fetch(req, env) { return env.O.get(env.O.idFromName("x")).fetch(req); },
+  async fetch(req, env) {
+    const stub = env.O.get(env.O.idFromName("x"));
+    if (new URL(req.url).searchParams.get("accept") !== "relay") return stub.fetch(req);
+    // accept=relay: the object still accepts its end with hibernation, but this Worker terminates
+    // the client's socket itself (accept() on a pair of its own) and copies frames both ways, so
+    // the client's connection is not a pass-through of the object's WebSocketPair. Closes at once
+    // (see README.md here for why); costs a Worker invocation that lasts as long as the socket.
+    const up = (await stub.fetch(req)).webSocket;
+    const [client, down] = Object.values(new WebSocketPair());
+    up.accept();
+    down.accept();
+    up.addEventListener("message", (e) => down.send(e.data));
+    down.addEventListener("message", (e) => up.send(e.data));
+    up.addEventListener("close", (e) => { try { down.close(e.code, e.reason); } catch {} });
+    down.addEventListener("close", (e) => { try { up.close(e.code, e.reason); } catch {} });
+    return new Response(null, { status: 101, webSocket: client });
+  },
 };
