@@ -3,7 +3,7 @@
 // --port 8799`, then `BASE=http://127.0.0.1:8799 npx node measure.mjs ws:hib:plain:0 ws:hib:plain:1 undici:hib:plain:0 ...`
 // (npx node = Node 22, which has the global WebSocket; client ws|undici : accept hib|plain|relay (relay = hibernating
 // object behind a Worker that terminates the client's socket itself) : close mode
-// plain|send-first|noreply|code1000|timeout|waituntil : 1 = the client sent one frame first). chromium.mjs does the
+// plain|send-first|noreply|code1000|timeout|waituntil|bcw : 1 = the client sent one frame first). chromium.mjs does the
 // same in Chromium. Results and the cause: README.md in this directory.
 import WS from "../../node_modules/ws/index.js";
 const base = process.env.BASE;

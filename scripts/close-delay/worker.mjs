@@ -10,6 +10,14 @@ export class O extends DurableObject {
         if (mode === "send-first") ws.send('{"type":"bye"}');
         ws.close(code, "removed");
       };
+      if (mode === "bcw") {
+        // Holds the input gate past the client's answer; still ~10 s (README.md here).
+        await this.ctx.blockConcurrencyWhile(async () => {
+          for (const ws of this.ctx.getWebSockets()) ws.close(4403, "removed");
+          await new Promise((r) => setTimeout(r, 300));
+        });
+        return new Response("ok");
+      }
       for (const ws of this.ctx.getWebSockets()) {
         if (mode === "timeout") setTimeout(() => doClose(ws), 0);
         else if (mode === "waituntil") this.ctx.waitUntil((async () => { ws.send("x"); await new Promise((r) => setTimeout(r, 10)); doClose(ws); })());
