@@ -18,6 +18,13 @@ export class O extends DurableObject {
         });
         return new Response("ok");
       }
+      if (mode === "abort" || mode === "abort-one") {
+        // Close (all, or only the first socket), then reset the instance once the client answered.
+        const sockets = this.ctx.getWebSockets();
+        for (const ws of mode === "abort-one" ? sockets.slice(0, 1) : sockets) ws.close(4403, "removed");
+        this.ctx.waitUntil((async () => { await new Promise((r) => setTimeout(r, 300)); try { this.ctx.abort("reset after close"); } catch (e) { console.log("abort threw", String(e)); } })());
+        return new Response("ok");
+      }
       for (const ws of this.ctx.getWebSockets()) {
         if (mode === "timeout") setTimeout(() => doClose(ws), 0);
         else if (mode === "waituntil") this.ctx.waitUntil((async () => { ws.send("x"); await new Promise((r) => setTimeout(r, 10)); doClose(ws); })());
