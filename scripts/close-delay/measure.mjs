@@ -1,8 +1,10 @@
 // Issue 11 finding 7: how long after a hibernatable Durable Object closes a socket (4403) the
 // client's close event fires. Start the minimal object: `cd scripts/close-delay && npx wrangler dev
-// --port 8799`, then `BASE=http://127.0.0.1:8799 node measure.mjs ws:hib:plain:0 ws:hib:plain:1 undici:hib:plain:0 ...`
-// (client ws|undici : accept hib|plain : close mode plain|send-first|noreply|code1000|timeout|waituntil : 1 = the
-// client sent one frame first). chromium.mjs does the same in Chromium. Results: README, "Notes".
+// --port 8799`, then `BASE=http://127.0.0.1:8799 npx node measure.mjs ws:hib:plain:0 ws:hib:plain:1 undici:hib:plain:0 ...`
+// (npx node = Node 22, which has the global WebSocket; client ws|undici : accept hib|plain|relay (relay = hibernating
+// object behind a Worker that terminates the client's socket itself) : close mode
+// plain|send-first|noreply|code1000|timeout|waituntil|bcw : 1 = the client sent one frame first). chromium.mjs does the
+// same in Chromium. Results and the cause: README.md in this directory.
 import WS from "../../node_modules/ws/index.js";
 const base = process.env.BASE;
 async function trial(client, accept, mode, pingFirst) {
