@@ -9,7 +9,7 @@
  * ring outlives hibernation and the miss fires even if nobody is connected.
  */
 import type { ClientFrame } from "../protocol";
-import type { Caller } from "./schema";
+import type { Caller } from "../shared/caller";
 import { sendFrame } from "./schema";
 
 /** A ring not accepted within this long is missed (`CALL_RING_TIMEOUT_SECONDS`, 45). */

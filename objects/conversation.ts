@@ -20,8 +20,9 @@ import {
   type Role,
   type SendInput,
 } from "../protocol";
-import { limits } from "../worker/lib/config";
-import { newId } from "../worker/lib/ids";
+import { limits } from "../shared/config";
+import { newId } from "../shared/ids";
+import { inboxStub } from "../shared/stubs";
 import { CallSignals, RING_TIMEOUT_MS } from "./calls";
 import { takeFrom, type Bucket } from "./rate-limit";
 import { ConversationStore, CONVERSATION_SCHEMA } from "./conversation-store";
@@ -49,12 +50,12 @@ import {
   upgradeCaller,
   migrate,
   sendFrame,
-  type Caller,
   type SocketIdentity,
 } from "./schema";
+import type { Caller } from "../shared/caller";
 
 const ringTimeoutMs = (env: Env) => {
-  const seconds = Number((env as unknown as Record<string, unknown>).CALL_RING_TIMEOUT_SECONDS);
+  const seconds = Number(env.CALL_RING_TIMEOUT_SECONDS);
   return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : RING_TIMEOUT_MS;
 };
 
@@ -95,9 +96,9 @@ export class Conversation extends DurableObject<Env> {
   private readonly media: MediaLedger;
   private readonly privacy: ConversationPrivacy;
   private readonly audience: AudienceCache;
-  private readonly limits = limits(this.env as unknown as Record<string, unknown>);
+  private readonly limits = limits(this.env);
   private readonly sendTokens = new SendLeases(this.limits.sendRatePerMinute, (userId, want, giveBack) =>
-    this.env.INBOX.get(this.env.INBOX.idFromName(userId)).leaseSendTokens(want, giveBack),
+    inboxStub(this.env, userId).leaseSendTokens(want, giveBack),
   );
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -515,7 +516,7 @@ export class Conversation extends DurableObject<Env> {
       return false;
     }
     // Who sees this user's presence may have changed (last_seen "contacts").
-    const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(userId));
+    const inbox = inboxStub(this.env, userId);
     this.ctx.waitUntil(inbox.privacyChanged(userId).catch(() => undefined));
     return true;
   }
@@ -659,7 +660,7 @@ export class Conversation extends DurableObject<Env> {
       return json({ error: { code: "limit_exceeded", message } }, 422);
     }
     const socketId = crypto.randomUUID();
-    const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(caller.userId));
+    const inbox = inboxStub(this.env, caller.userId);
     if (!(await inbox.claimConversationSocket(caller.userId, this.store.info()!.id, socketId, this.limits.maxConversationSocketsPerUser))) {
       const message = `at most ${this.limits.maxConversationSocketsPerUser} conversation sockets per user`;
       return json({ error: { code: "limit_exceeded", message } }, 422);
@@ -764,7 +765,7 @@ export class Conversation extends DurableObject<Env> {
   /** Tells the user's inbox that one of their conversation sockets is gone. */
   private released(state: SocketState | null): void {
     if (!state?.socketId) return;
-    const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(state.userId));
+    const inbox = inboxStub(this.env, state.userId);
     this.ctx.waitUntil(inbox.releaseConversationSocket(state.socketId).catch(() => undefined));
   }
 
@@ -800,7 +801,7 @@ export class Conversation extends DurableObject<Env> {
   /** A call frame to members' device sockets, through their inboxes (which push a ring to devices without one). */
   private async ringDevices(userIds: string[], frame: Record<string, unknown>, exceptDevice?: string): Promise<void> {
     const text = JSON.stringify(frame);
-    await Promise.allSettled(userIds.map((u) => this.env.INBOX.get(this.env.INBOX.idFromName(u)).callFrame(u, text, exceptDevice ?? null)));
+    await Promise.allSettled(userIds.map((u) => inboxStub(this.env, u).callFrame(u, text, exceptDevice ?? null)));
   }
 
   /** One `kind:"call"` event per call, in the conversation's order (idempotent by call id). */

@@ -16,7 +16,8 @@ import {
   type Message,
   type Outcome,
 } from "../protocol";
-import { limits } from "../worker/lib/config";
+import { limits } from "../shared/config";
+import { conversationStub } from "../shared/stubs";
 import type { OwedEvent } from "./conversation-store";
 import { IDLE_INBOX_INTERVAL_MS } from "./fanout";
 import { errorFrame } from "./frames";
@@ -100,7 +101,7 @@ const ListCursor = z.tuple([z.number(), z.string()]);
 
 export class Inbox extends DurableObject<Env> {
   private readonly sql: SqlStorage;
-  private readonly limits = limits(this.env as unknown as Record<string, unknown>);
+  private readonly limits = limits(this.env);
   private readonly presence: PresenceTracker;
   private readonly subscriptions: PushSubscriptions;
   private readonly keyPackages: KeyPackageStore;
@@ -293,7 +294,7 @@ export class Inbox extends DurableObject<Env> {
       const held = this.sql.exec<{ conversation_id: string }>("SELECT DISTINCT conversation_id FROM conversation_sockets").toArray();
       await Promise.all(
         held.map(async ({ conversation_id: id }) => {
-          const open = new Set(await this.env.CONVERSATION.get(this.env.CONVERSATION.idFromName(id)).openSocketIds(userId));
+          const open = new Set(await conversationStub(this.env, id).openSocketIds(userId));
           for (const row of this.sql.exec<{ socket_id: string }>("SELECT socket_id FROM conversation_sockets WHERE conversation_id = ?", id).toArray()) {
             if (!open.has(row.socket_id)) this.sql.exec("DELETE FROM conversation_sockets WHERE socket_id = ?", row.socket_id);
           }
@@ -327,7 +328,7 @@ export class Inbox extends DurableObject<Env> {
       )
       .toArray();
     if (recent.length === 0) return;
-    const asked = Promise.allSettled(recent.map((r) => this.env.CONVERSATION.get(this.env.CONVERSATION.idFromName(r.conversation_id)).flushTo(userId)));
+    const asked = Promise.allSettled(recent.map((r) => conversationStub(this.env, r.conversation_id).flushTo(userId)));
     // Never holds a connect up for long: what is not in by then streams live a moment later.
     await Promise.race([asked, new Promise((resolve) => setTimeout(resolve, 1_000))]);
   }

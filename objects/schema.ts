@@ -1,3 +1,5 @@
+import { callerFromHeaders, type TokenCaller } from "../shared/caller";
+
 /**
  * Versioned storage schemas for the objects' SQLite. Each entry of `steps` is one
  * migration; the applied count lives in `_schema`. Run from the constructor inside
@@ -15,29 +17,10 @@ export function migrate(sql: SqlStorage, steps: readonly string[]): void {
   }
 }
 
-/** Identity the Worker attaches when it forwards an authenticated request to an object. */
-export interface Caller {
-  userId: string;
-  deviceId: string;
-}
-
-/** Headers the Worker sets on a forwarded WebSocket upgrade; objects are unreachable from outside. */
-export const CALLER_HEADERS = { user: "x-chat-user", device: "x-chat-device", exp: "x-chat-token-exp" } as const;
-
 /** What every hibernatable socket carries in its attachment, so it survives eviction. */
-export interface SocketIdentity extends Caller {
-  /**
-   * Token expiry, seconds since the epoch: the object's alarm closes the socket with 4401
-   * then, and nothing is sent to it past it (nor is a frame from it taken).
-   */
-  exp: number;
-}
-
-export function callerFromHeaders(headers: Headers): SocketIdentity | null {
-  const userId = headers.get(CALLER_HEADERS.user);
-  const deviceId = headers.get(CALLER_HEADERS.device);
-  const exp = Number(headers.get(CALLER_HEADERS.exp));
-  return userId && deviceId && Number.isFinite(exp) ? { userId, deviceId, exp } : null;
+export interface SocketIdentity extends TokenCaller {
+  // `exp`: the object's alarm closes the socket with 4401 then, and nothing is sent to it
+  // past it (nor is a frame from it taken).
 }
 
 /**
