@@ -10,7 +10,7 @@
  */
 import type { ClientFrame } from "../protocol";
 import type { Caller } from "../shared/caller";
-import { sendFrame } from "./schema";
+import { sendFrame } from "./sockets";
 
 /** A ring not accepted within this long is missed (`CALL_RING_TIMEOUT_SECONDS`, 45). */
 export const RING_TIMEOUT_MS = 45_000;

@@ -48,10 +48,10 @@ import {
   json,
   liveSockets,
   upgradeCaller,
-  migrate,
   sendFrame,
   type SocketIdentity,
-} from "./schema";
+} from "./sockets";
+import { migrate } from "./migrate";
 import type { Caller } from "../shared/caller";
 
 const ringTimeoutMs = (env: Env) => {

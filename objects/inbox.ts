@@ -26,7 +26,8 @@ import { PRESENCE_SCHEMA, PresenceTracker, type Presence } from "./presence";
 import { PUSH_OUTBOX_SCHEMA, PUSH_SCHEMA, PushSubscriptions, type PushJob, type PushSubscriptionBody } from "./push-subscriptions";
 import { leaseTokens, RATE_LIMIT_SCHEMA, takeToken, type LeaseResult, type TakeResult } from "./rate-limit";
 import { INBOX_PRIVACY_SCHEMA, applyListFlags, LISTED } from "./inbox-privacy";
-import { answerClose, closeSocket, firstExpiry, json, liveSockets, upgradeCaller, migrate, sendFrame, type SocketIdentity } from "./schema";
+import { migrate } from "./migrate";
+import { answerClose, closeSocket, firstExpiry, json, liveSockets, upgradeCaller, sendFrame, type SocketIdentity } from "./sockets";
 
 const INBOX_SCHEMA = [
   `CREATE TABLE log (

@@ -7,7 +7,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { RATE_LIMIT_SCHEMA, refundToken, takeToken, type TakeResult } from "./rate-limit";
-import { migrate } from "./schema";
+import { migrate } from "./migrate";
 
 const BUCKET = "bucket";
 

@@ -1,27 +1,15 @@
+/**
+ * The objects' hibernatable sockets, below any one object: the caller of a forwarded
+ * upgrade, sending frames, and closing sockets whose token expired.
+ */
 import { callerFromHeaders, type TokenCaller } from "../shared/caller";
 
 /**
- * Versioned storage schemas for the objects' SQLite. Each entry of `steps` is one
- * migration; the applied count lives in `_schema`. Run from the constructor inside
- * `blockConcurrencyWhile`, so no request ever sees a half-migrated object.
+ * What every hibernatable socket carries in its attachment, so it survives eviction. At
+ * `exp` the object's alarm closes the socket with 4401, and nothing is sent to it past it
+ * (nor is a frame from it taken).
  */
-export function migrate(sql: SqlStorage, steps: readonly string[]): void {
-  sql.exec("CREATE TABLE IF NOT EXISTS _schema (version INTEGER NOT NULL)");
-  const row = sql.exec<{ version: number }>("SELECT version FROM _schema").toArray()[0];
-  let version = row?.version ?? 0;
-  if (!row) sql.exec("INSERT INTO _schema (version) VALUES (0)");
-  while (version < steps.length) {
-    sql.exec(steps[version]!);
-    version += 1;
-    sql.exec("UPDATE _schema SET version = ?", version);
-  }
-}
-
-/** What every hibernatable socket carries in its attachment, so it survives eviction. */
-export interface SocketIdentity extends TokenCaller {
-  // `exp`: the object's alarm closes the socket with 4401 then, and nothing is sent to it
-  // past it (nor is a frame from it taken).
-}
+export type SocketIdentity = TokenCaller;
 
 /**
  * The caller of a WebSocket upgrade the Worker forwarded, or the 400 answer when the
