@@ -19,6 +19,13 @@ import {
   type ReceiptKind,
   type Role,
   type SendInput,
+  type ConversationServerFrame,
+  type DeviceCallFrame,
+  type Presence,
+  type PresenceFrame,
+  type TypingFrame,
+  errorFrame,
+  serialize,
 } from "../protocol";
 import { limits } from "../shared/config";
 import { newId } from "../shared/ids";
@@ -34,9 +41,8 @@ import { FanOut } from "./fanout";
 import { HistoryTiers, pageRange } from "./history-tiers";
 import { applyChange, type MessageChange } from "./message-changes";
 import { SendLeases } from "./send-leases";
-import type { Presence } from "./presence";
 import { PresenceWatch } from "./presence-watch";
-import { errorFrame, parseFrame } from "./frames";
+import { parseFrame } from "./frames";
 import { ConversationPrivacy, historyFloor, visibleMessages, visiblePage } from "./conversation-privacy";
 import { AudienceCache, maySeePresence, unknownFrame } from "./presence-audience";
 import { blocksBetween, recordContact, refusedGroupAdds } from "./privacy";
@@ -371,9 +377,9 @@ export class Conversation extends DurableObject<Env> {
   }
 
   /** A presence frame to the sockets of those who may see it. */
-  private async broadcastPresence(frame: { type: "presence"; user_id: string }): Promise<void> {
+  private async broadcastPresence(frame: PresenceFrame): Promise<void> {
     const audience = await this.audience.get(this.memberIds());
-    const text = JSON.stringify(frame);
+    const text = serialize(frame);
     for (const ws of this.sockets()) {
       if (maySeePresence(audience, frame.user_id, (ws.deserializeAttachment() as SocketState).userId)) sendFrame(ws, text);
     }
@@ -799,8 +805,8 @@ export class Conversation extends DurableObject<Env> {
   }
 
   /** A call frame to members' device sockets, through their inboxes (which push a ring to devices without one). */
-  private async ringDevices(userIds: string[], frame: Record<string, unknown>, exceptDevice?: string): Promise<void> {
-    const text = JSON.stringify(frame);
+  private async ringDevices(userIds: string[], frame: DeviceCallFrame, exceptDevice?: string): Promise<void> {
+    const text = serialize(frame);
     await Promise.allSettled(userIds.map((u) => inboxStub(this.env, u).callFrame(u, text, exceptDevice ?? null)));
   }
 
@@ -833,7 +839,7 @@ export class Conversation extends DurableObject<Env> {
   }
 
   private broadcastTyping(from: WebSocket, who: Caller, state: "start" | "stop", expiresAt: number): void {
-    const frame = JSON.stringify({
+    const frame = serialize<TypingFrame>({
       type: "typing",
       user_id: who.userId,
       device_id: who.deviceId,
@@ -843,8 +849,8 @@ export class Conversation extends DurableObject<Env> {
     for (const ws of this.sockets()) if (ws !== from) sendFrame(ws, frame);
   }
 
-  private broadcast(frame: unknown): void {
-    const text = JSON.stringify(frame);
+  private broadcast(frame: ConversationServerFrame): void {
+    const text = serialize(frame);
     for (const ws of this.sockets()) sendFrame(ws, text);
   }
 

@@ -30,11 +30,3 @@ export function parseFrame(data: string | ArrayBuffer, maxBytes: number): Parsed
   }
   return { frame: parsed.data };
 }
-
-export const errorFrame = (error: ErrorBody, ref: string | null) => ({
-  type: "error" as const,
-  code: error.code,
-  message: error.message,
-  ref,
-  ...(error.retryAfter !== undefined ? { retry_after: error.retryAfter } : {}),
-});

@@ -15,15 +15,21 @@ import {
   type FeedEvent,
   type Message,
   type Outcome,
+  type Presence,
+  type PushSubscriptionBody,
+  type DeviceCallFrame,
+  type DeviceEvent,
+  type Wire,
+  CursorParam,
+  errorFrame,
 } from "../protocol";
 import { limits } from "../shared/config";
 import { conversationStub } from "../shared/stubs";
 import type { OwedEvent } from "./conversation-store";
 import { IDLE_INBOX_INTERVAL_MS } from "./fanout";
-import { errorFrame } from "./frames";
 import { KEY_PACKAGES_LOW, KEY_PACKAGES_SCHEMA, KeyPackageStore, type ClaimedPackage, type VerifiedKeyPackage } from "./key-packages";
-import { PRESENCE_SCHEMA, PresenceTracker, type Presence } from "./presence";
-import { PUSH_OUTBOX_SCHEMA, PUSH_SCHEMA, PushSubscriptions, type PushJob, type PushSubscriptionBody } from "./push-subscriptions";
+import { PRESENCE_SCHEMA, PresenceTracker } from "./presence";
+import { PUSH_OUTBOX_SCHEMA, PUSH_SCHEMA, PushSubscriptions, type PushJob } from "./push-subscriptions";
 import { leaseTokens, RATE_LIMIT_SCHEMA, takeToken, type LeaseResult, type TakeResult } from "./rate-limit";
 import { INBOX_PRIVACY_SCHEMA, applyListFlags, LISTED } from "./inbox-privacy";
 import { migrate } from "./migrate";
@@ -96,8 +102,6 @@ export interface IngestAnswer {
   streaming: boolean;
 }
 
-/** `?since=` of the device socket. Cursors are opaque to clients; here they are the log's row ids. */
-export const CursorParam = z.string().regex(/^\d{1,15}$/).transform(Number);
 const ListCursor = z.tuple([z.number(), z.string()]);
 
 export class Inbox extends DurableObject<Env> {
@@ -232,7 +236,7 @@ export class Inbox extends DurableObject<Env> {
    * An ephemeral call frame (section 11) for this user's device sockets: no cursor, never
    * logged. A `ring` also goes as a Web Push to subscribed devices without a socket.
    */
-  async callFrame(userId: string, frame: string, exceptDeviceId: string | null): Promise<void> {
+  async callFrame(userId: string, frame: Wire<DeviceCallFrame>, exceptDeviceId: string | null): Promise<void> {
     const online = new Set<string>();
     for (const ws of this.ctx.getWebSockets()) {
       if (ws.readyState !== WebSocket.OPEN) continue;
@@ -240,7 +244,7 @@ export class Inbox extends DurableObject<Env> {
       online.add(deviceId);
       if (deviceId !== exceptDeviceId && exp * 1000 > Date.now()) sendFrame(ws, frame);
     }
-    const parsed = JSON.parse(frame) as { action?: string; call_id: string; conversation_id: string };
+    const parsed = JSON.parse(frame) as DeviceCallFrame;
     if (parsed.action !== "ring") return;
     const jobs = this.subscriptions.jobsFor(userId, online, { type: "call", conversation_id: parsed.conversation_id, call_id: parsed.call_id });
     if (jobs.length === 0) return;
@@ -636,13 +640,17 @@ export class Inbox extends DurableObject<Env> {
   }
 }
 
-/** `{"type", "cursor", ...}`: the stored event with its cursor spliced in after the type. */
-function deviceFrame(row: LogRow): string {
+/**
+ * `{"type", "cursor", ...}`: the stored event with its cursor spliced in after the type.
+ * The log holds only events written from typed values (appendAll, appendForDevice), so the
+ * text is a DeviceEvent's.
+ */
+function deviceFrame(row: LogRow): Wire<DeviceEvent> {
   // Stored events are written type first: splice the cursor in after it rather than parse and re-encode.
   const head = /^\{"type":"[a-z_]+"(?=[,}])/.exec(row.event)?.[0];
-  if (head) return `${head},"cursor":"${row.cursor}"${row.event.slice(head.length)}`;
-  const { type, ...rest } = JSON.parse(row.event) as FeedEvent;
-  return JSON.stringify({ type, cursor: String(row.cursor), ...rest });
+  if (head) return `${head},"cursor":"${row.cursor}"${row.event.slice(head.length)}` as Wire<DeviceEvent>;
+  const { type, ...rest } = JSON.parse(row.event) as FeedEvent | DeviceOnlyEvent;
+  return JSON.stringify({ type, cursor: String(row.cursor), ...rest }) as Wire<DeviceEvent>;
 }
 
 const encodeCursor = (value: unknown) => btoa(JSON.stringify(value)).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");

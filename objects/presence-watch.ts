@@ -4,12 +4,7 @@
  * member's presence without asking them all again.
  */
 import { inboxStub } from "../shared/stubs";
-import type { Presence } from "./presence";
-
-export interface PresenceFrame extends Presence {
-  type: "presence";
-  user_id: string;
-}
+import type { Presence, PresenceFrame } from "../protocol";
 
 interface CacheRow extends Record<string, SqlStorageValue> {
   user_id: string;

@@ -2,6 +2,7 @@
  * The objects' hibernatable sockets, below any one object: the caller of a forwarded
  * upgrade, sending frames, and closing sockets whose token expired.
  */
+import type { ServerFrame, Wire } from "../protocol";
 import { callerFromHeaders, type TokenCaller } from "../shared/caller";
 
 /**
@@ -31,8 +32,11 @@ export function answerClose(ws: WebSocket, code: number): void {
 export const json = (body: unknown, status = 200): Response =>
   new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 
-/** Frames are JSON text; a socket that went away mid-send is not an error worth surfacing. */
-export function sendFrame(ws: WebSocket, frame: unknown): void {
+/**
+ * Frames are JSON text, serialized here or already (one text for many sockets); a socket
+ * that went away mid-send is not an error worth surfacing.
+ */
+export function sendFrame(ws: WebSocket, frame: ServerFrame | Wire<ServerFrame>): void {
   try {
     ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
   } catch {

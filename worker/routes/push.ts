@@ -1,6 +1,6 @@
 /** Web Push subscriptions and the VAPID public key: CONTRACT.md section 8. */
 import { Hono } from "hono";
-import { PushSubscriptionBody } from "../../objects/push-subscriptions";
+import { PushSubscriptionBody } from "../../protocol";
 import { PushSubscriptionCreated, VapidPublicKey } from "../../protocol/responses";
 import { ApiError } from "../errors";
 import { readJson } from "../lib/body";

@@ -5,7 +5,7 @@
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
-import { CursorParam } from "../../objects/inbox";
+import { CursorParam } from "../../protocol";
 import { CALLER_HEADERS } from "../../shared/caller";
 import { ApiError } from "../errors";
 import { limits } from "../../shared/config";
