@@ -43,20 +43,12 @@ import { applyChange, type MessageChange } from "./message-changes";
 import { SendLeases } from "./send-leases";
 import { PresenceWatch } from "./presence-watch";
 import { parseFrame } from "./frames";
+import { SocketHost } from "./socket-host";
 import { ConversationPrivacy, historyFloor, visibleMessages, visiblePage } from "./conversation-privacy";
 import { AudienceCache, maySeePresence, unknownFrame } from "./presence-audience";
 import { blocksBetween, recordContact, refusedGroupAdds } from "./privacy";
 import type { History } from "../protocol/privacy";
-import {
-  answerClose,
-  closeSocket,
-  firstExpiry,
-  json,
-  liveSockets,
-  upgradeCaller,
-  sendFrame,
-  type SocketIdentity,
-} from "./sockets";
+import { answerClose, closeSocket, firstExpiry, json, liveSockets, type SocketIdentity } from "./sockets";
 import { migrate } from "./migrate";
 import type { Caller } from "../shared/caller";
 
@@ -103,6 +95,7 @@ export class Conversation extends DurableObject<Env> {
   private readonly privacy: ConversationPrivacy;
   private readonly audience: AudienceCache;
   private readonly limits = limits(this.env);
+  private readonly host = new SocketHost<SocketState, ConversationServerFrame>(this.ctx, { isRevoked: (deviceId) => this.store.isRevoked(deviceId) });
   private readonly sendTokens = new SendLeases(this.limits.sendRatePerMinute, (userId, want, giveBack) =>
     inboxStub(this.env, userId).leaseSendTokens(want, giveBack),
   );
@@ -126,7 +119,7 @@ export class Conversation extends DurableObject<Env> {
       conversationId: () => this.store.info()!.id,
       activeMembers: () => this.store.activeMembers().map((m) => m.user_id),
       sockets: (tag) => this.sockets(tag),
-      socketIdentity: (ws) => ws.deserializeAttachment() as SocketState,
+      socketIdentity: (ws) => this.host.attachment(ws),
       ringDevices: (userIds, frame, exceptDevice) => this.ringDevices(userIds, frame, exceptDevice),
       storeCallEvent: (caller, callId, content) => this.storeCallEvent(caller, callId, content),
       wakeAt: (at) => this.fanout.wakeAt(at),
@@ -348,11 +341,11 @@ export class Conversation extends DurableObject<Env> {
     if (!frame || this.sockets().length === 0) return;
     const after = await this.audience.get(this.memberIds());
     for (const ws of this.sockets()) {
-      const viewer = (ws.deserializeAttachment() as SocketState).userId;
+      const viewer = this.host.attachment(ws).userId;
       const now = maySeePresence(after, userId, viewer);
       const was = before ? maySeePresence(before, userId, viewer) : !now;
-      if (now && !was) sendFrame(ws, frame);
-      else if (!now && was) sendFrame(ws, unknownFrame(userId));
+      if (now && !was) this.host.send(ws, frame);
+      else if (!now && was) this.host.send(ws, unknownFrame(userId));
     }
   }
 
@@ -381,7 +374,7 @@ export class Conversation extends DurableObject<Env> {
     const audience = await this.audience.get(this.memberIds());
     const text = serialize(frame);
     for (const ws of this.sockets()) {
-      if (maySeePresence(audience, frame.user_id, (ws.deserializeAttachment() as SocketState).userId)) sendFrame(ws, text);
+      if (maySeePresence(audience, frame.user_id, this.host.attachment(ws).userId)) this.host.send(ws, text);
     }
   }
 
@@ -656,15 +649,16 @@ export class Conversation extends DurableObject<Env> {
 
   /** The conversation socket; the Worker has authenticated the caller and forwards the upgrade. */
   override async fetch(request: Request): Promise<Response> {
-    const caller = upgradeCaller(request);
+    const caller = this.host.admit(request, {
+      refuse: (c) => {
+        const denied = this.checkMember(c.userId);
+        return denied ? json({ error: denied.error }, denied.error.code === "not_found" ? 404 : 403) : null;
+      },
+      open: (c) => this.ctx.getWebSockets(c.userId).length,
+      max: this.limits.maxSocketsPerUser,
+      limitMessage: `at most ${this.limits.maxSocketsPerUser} sockets per user on a conversation`,
+    });
     if (caller instanceof Response) return caller;
-    const denied = this.checkMember(caller.userId);
-    if (denied) return json({ error: denied.error }, denied.error.code === "not_found" ? 404 : 403);
-    if (this.store.isRevoked(caller.deviceId)) return json({ error: { code: "unauthorized", message: "device revoked" } }, 401);
-    if (this.ctx.getWebSockets(caller.userId).length >= this.limits.maxSocketsPerUser) {
-      const message = `at most ${this.limits.maxSocketsPerUser} sockets per user on a conversation`;
-      return json({ error: { code: "limit_exceeded", message } }, 422);
-    }
     const socketId = crypto.randomUUID();
     const inbox = inboxStub(this.env, caller.userId);
     if (!(await inbox.claimConversationSocket(caller.userId, this.store.info()!.id, socketId, this.limits.maxConversationSocketsPerUser))) {
@@ -674,8 +668,7 @@ export class Conversation extends DurableObject<Env> {
 
     const pair = new WebSocketPair();
     const server = pair[1];
-    this.ctx.acceptWebSocket(server, [caller.userId, `d:${caller.deviceId}`]);
-    server.serializeAttachment({ ...caller, typingUntil: 0, socketId } satisfies SocketState);
+    this.host.accept(server, [caller.userId, `d:${caller.deviceId}`], { ...caller, typingUntil: 0, socketId });
     // Closed with 4401 by the alarm when the token expires, even if it never sends a frame.
     await this.fanout.wakeAt(caller.exp * 1000);
     this.ctx.waitUntil(this.greet(server));
@@ -688,8 +681,8 @@ export class Conversation extends DurableObject<Env> {
     await this.presence.ensure(this.store.info()!.id, members);
     const audience = await this.audience.get(members);
     if (liveSockets([ws]).length === 0) return;
-    const viewer = (ws.deserializeAttachment() as SocketState).userId;
-    for (const frame of this.presence.frames(members)) if (maySeePresence(audience, frame.user_id, viewer)) sendFrame(ws, frame);
+    const viewer = this.host.attachment(ws).userId;
+    for (const frame of this.presence.frames(members)) if (maySeePresence(audience, frame.user_id, viewer)) this.host.send(ws, frame);
   }
 
   private async announceNewMembers(): Promise<void> {
@@ -698,15 +691,11 @@ export class Conversation extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
-    const state = ws.deserializeAttachment() as SocketState;
-    if (state.exp * 1000 <= Date.now() || this.store.isRevoked(state.deviceId)) {
-      return closeSocket(ws, CLOSE_UNAUTHORIZED, "token expired or device revoked");
-    }
-    if (!this.store.activeMember(state.userId)) return closeSocket(ws, CLOSE_FORBIDDEN, "not a member");
-
-    const parsed = parseFrame(data, this.limits.maxBodyBytes);
-    if ("error" in parsed) return sendFrame(ws, errorFrame(parsed.error, parsed.ref));
-    await this.onFrame(ws, state, parsed.frame);
+    await this.host.onMessage(ws, data, {
+      close: (state) => (this.store.activeMember(state.userId) ? null : { code: CLOSE_FORBIDDEN, reason: "not a member" }),
+      parse: (raw) => parseFrame(raw, this.limits.maxBodyBytes),
+      handle: (state, frame) => this.onFrame(ws, state, frame),
+    });
   }
 
   private async onFrame(ws: WebSocket, state: SocketState, frame: ClientFrame): Promise<void> {
@@ -714,32 +703,32 @@ export class Conversation extends DurableObject<Env> {
       case "send": {
         const { type: _, ...input } = frame;
         const result = await this.send(state, input);
-        if (!result.ok) return sendFrame(ws, errorFrame(result.error, frame.client_message_id));
-        sendFrame(ws, { type: "sent", client_message_id: frame.client_message_id, message: result.value });
+        if (!result.ok) return this.host.send(ws, errorFrame(result.error, frame.client_message_id));
+        this.host.send(ws, { type: "sent", client_message_id: frame.client_message_id, message: result.value });
         if (result.created) this.broadcast({ type: "message", message: result.value });
         return;
       }
       case "delivered":
       case "read": {
         const result = await this.mark(state, frame.type, frame.up_to_seq);
-        if (!result.ok) sendFrame(ws, errorFrame(result.error, null));
+        if (!result.ok) this.host.send(ws, errorFrame(result.error, null));
         return;
       }
       case "typing": {
         if (this.overRate(ws, state, "typing", this.limits.typingFramesPerMinute)) return;
         const typingUntil = frame.state === "start" ? Date.now() + TYPING_TTL_MS : 0;
-        ws.serializeAttachment({ ...state, typingUntil } satisfies SocketState);
+        this.host.setAttachment(ws, { ...state, typingUntil });
         this.broadcastTyping(ws, state, frame.state, typingUntil);
         if (typingUntil) await this.fanout.wakeAt(typingUntil);
         return;
       }
       case "ping":
         // Only reached when the frame's text differs from the auto-response's, e.g. extra spaces.
-        return sendFrame(ws, { type: "pong" });
+        return this.host.send(ws, { type: "pong" });
       case "call": {
         if (this.overRate(ws, state, "call", this.limits.callFramesPerMinute)) return;
         const refused = await this.calls.onFrame(ws, state, frame);
-        if (refused) sendFrame(ws, errorFrame(refused, null));
+        if (refused) this.host.send(ws, errorFrame(refused, null));
         return;
       }
       case "edit":
@@ -748,14 +737,14 @@ export class Conversation extends DurableObject<Env> {
         const change: MessageChange =
           frame.type === "edit" ? { kind: "edit", content: frame.content } : frame.type === "delete" ? { kind: "delete" } : { kind: "react", reaction: frame.reaction };
         const result = await this.changeMessage(state, frame.seq, change);
-        if (!result.ok) sendFrame(ws, errorFrame(result.error, frame.client_message_id ?? null));
+        if (!result.ok) this.host.send(ws, errorFrame(result.error, frame.client_message_id ?? null));
         return;
       }
     }
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    const state = ws.deserializeAttachment() as SocketState | null;
+    const state = this.host.attachmentIfAny(ws);
     if (state?.typingUntil && state.typingUntil > Date.now()) this.broadcastTyping(ws, state, "stop", 0);
     answerClose(ws, code);
     this.released(state);
@@ -765,7 +754,7 @@ export class Conversation extends DurableObject<Env> {
 
   override async webSocketError(ws: WebSocket): Promise<void> {
     closeSocket(ws, 1011, "error");
-    this.released(ws.deserializeAttachment() as SocketState | null);
+    this.released(this.host.attachmentIfAny(ws));
   }
 
   /** Tells the user's inbox that one of their conversation sockets is gone. */
@@ -780,7 +769,7 @@ export class Conversation extends DurableObject<Env> {
     return this.ctx
       .getWebSockets(userId)
       .filter((ws) => ws.readyState === WebSocket.OPEN)
-      .map((ws) => (ws.deserializeAttachment() as SocketState).socketId)
+      .map((ws) => this.host.attachment(ws).socketId)
       .filter((id): id is string => id !== undefined);
   }
 
@@ -846,12 +835,12 @@ export class Conversation extends DurableObject<Env> {
       state,
       ...(expiresAt ? { expires_at: expiresAt } : {}),
     });
-    for (const ws of this.sockets()) if (ws !== from) sendFrame(ws, frame);
+    for (const ws of this.sockets()) if (ws !== from) this.host.send(ws, frame);
   }
 
   private broadcast(frame: ConversationServerFrame): void {
     const text = serialize(frame);
-    for (const ws of this.sockets()) sendFrame(ws, text);
+    for (const ws of this.sockets()) this.host.send(ws, text);
   }
 
   /**
@@ -862,10 +851,10 @@ export class Conversation extends DurableObject<Env> {
   private overRate(ws: WebSocket, state: SocketState, kind: "typing" | "call", perMinute: number): boolean {
     const { result, bucket } = takeFrom(state.buckets?.[kind], perMinute);
     state.buckets = { ...state.buckets, [kind]: bucket };
-    ws.serializeAttachment(state satisfies SocketState);
+    this.host.setAttachment(ws, state);
     if (result.ok) return false;
     const message = `too many ${kind} frames on this socket; dropped`;
-    sendFrame(ws, errorFrame({ code: "rate_limited", message, retryAfter: result.retryAfterSeconds }, null));
+    this.host.send(ws, errorFrame({ code: "rate_limited", message, retryAfter: result.retryAfterSeconds }, null));
     return true;
   }
 

@@ -19,9 +19,9 @@ import {
   type PushSubscriptionBody,
   type DeviceCallFrame,
   type DeviceEvent,
+  type DeviceServerFrame,
   type Wire,
   CursorParam,
-  errorFrame,
 } from "../protocol";
 import { limits } from "../shared/config";
 import { conversationStub } from "../shared/stubs";
@@ -33,7 +33,9 @@ import { PUSH_OUTBOX_SCHEMA, PUSH_SCHEMA, PushSubscriptions, type PushJob } from
 import { leaseTokens, RATE_LIMIT_SCHEMA, takeToken, type LeaseResult, type TakeResult } from "./rate-limit";
 import { INBOX_PRIVACY_SCHEMA, applyListFlags, LISTED } from "./inbox-privacy";
 import { migrate } from "./migrate";
-import { answerClose, closeSocket, firstExpiry, json, liveSockets, upgradeCaller, sendFrame, type SocketIdentity } from "./sockets";
+import { answerClose, closeSocket, firstExpiry, json, liveSockets, type SocketIdentity } from "./sockets";
+import { parseDeviceFrame } from "./frames";
+import { SocketHost } from "./socket-host";
 
 const INBOX_SCHEMA = [
   `CREATE TABLE log (
@@ -107,6 +109,7 @@ const ListCursor = z.tuple([z.number(), z.string()]);
 export class Inbox extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly limits = limits(this.env);
+  private readonly host = new SocketHost<SocketIdentity, DeviceServerFrame>(this.ctx, { isRevoked: (deviceId) => this.isRevoked(deviceId) });
   private readonly presence: PresenceTracker;
   private readonly subscriptions: PushSubscriptions;
   private readonly keyPackages: KeyPackageStore;
@@ -240,9 +243,9 @@ export class Inbox extends DurableObject<Env> {
     const online = new Set<string>();
     for (const ws of this.ctx.getWebSockets()) {
       if (ws.readyState !== WebSocket.OPEN) continue;
-      const { deviceId, exp } = ws.deserializeAttachment() as SocketIdentity;
+      const { deviceId, exp } = this.host.attachment(ws);
       online.add(deviceId);
-      if (deviceId !== exceptDeviceId && exp * 1000 > Date.now()) sendFrame(ws, frame);
+      if (deviceId !== exceptDeviceId && exp * 1000 > Date.now()) this.host.send(ws, frame);
     }
     const parsed = JSON.parse(frame) as DeviceCallFrame;
     if (parsed.action !== "ring") return;
@@ -352,15 +355,16 @@ export class Inbox extends DurableObject<Env> {
 
   /** The device socket: replays the log after `since`, then streams. The Worker authenticated the caller. */
   override async fetch(request: Request): Promise<Response> {
-    const caller = upgradeCaller(request);
-    if (caller instanceof Response) return caller;
     const sinceParam = new URL(request.url).searchParams.get("since");
     const since = sinceParam === null ? null : CursorParam.safeParse(sinceParam);
-    if (since && !since.success) return json({ error: { code: "invalid_request", message: "since: not a cursor" } }, 400);
-    if (this.isRevoked(caller.deviceId)) return json({ error: { code: "unauthorized", message: "device revoked" } }, 401);
-    if (this.openDeviceSockets() >= this.limits.maxSocketsPerUser) {
-      return json({ error: { code: "limit_exceeded", message: `at most ${this.limits.maxSocketsPerUser} device sockets per user` } }, 422);
-    }
+    const caller = this.host.admit(request, {
+      refuse: () => (since && !since.success ? json({ error: { code: "invalid_request", message: "since: not a cursor" } }, 400) : null),
+      open: () => this.openDeviceSockets(),
+      max: this.limits.maxSocketsPerUser,
+      limitMessage: `at most ${this.limits.maxSocketsPerUser} device sockets per user`,
+    });
+    if (caller instanceof Response) return caller;
+    const cursor = since?.success ? since.data : null;
 
     // With no device socket open, conversations feed this inbox at most every
     // IDLE_INBOX_INTERVAL_MS: the ones active just now may still hold a batch back. It is
@@ -369,29 +373,20 @@ export class Inbox extends DurableObject<Env> {
 
     const pair = new WebSocketPair();
     const server = pair[1];
-    this.ctx.acceptWebSocket(server, [`d:${caller.deviceId}`]);
-    server.serializeAttachment(caller satisfies SocketIdentity);
+    this.host.accept(server, [`d:${caller.deviceId}`], caller);
     // Closed with 4401 by the alarm when the token expires, even if it never sends a frame.
     await this.alarmBy(caller.exp * 1000);
     // No await between here and the last replayed frame: nothing can be appended in between.
-    if (since) this.replay(server, since.data);
+    if (cursor !== null) this.replay(server, cursor);
     this.ctx.waitUntil(this.presence.deviceOpened(caller.userId));
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
-    const state = ws.deserializeAttachment() as SocketIdentity;
-    if (state.exp * 1000 <= Date.now() || this.isRevoked(state.deviceId)) {
-      return closeSocket(ws, CLOSE_UNAUTHORIZED, "token expired or device revoked");
-    }
-    if (typeof data === "string" && data.length <= this.limits.maxBodyBytes) {
-      try {
-        if ((JSON.parse(data) as { type?: unknown })?.type === "ping") return sendFrame(ws, { type: "pong" });
-      } catch {
-        return sendFrame(ws, errorFrame({ code: "invalid_request", message: "frame is not valid JSON" }, null));
-      }
-    }
-    sendFrame(ws, errorFrame({ code: "invalid_request", message: "the device socket takes only ping frames" }, null));
+    await this.host.onMessage(ws, data, {
+      parse: (raw) => parseDeviceFrame(raw, this.limits.maxBodyBytes),
+      handle: async () => this.host.send(ws, { type: "pong" }),
+    });
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
@@ -444,14 +439,14 @@ export class Inbox extends DurableObject<Env> {
       this.ctx
         .getWebSockets()
         .filter((ws) => ws.readyState === WebSocket.OPEN)
-        .map((ws) => (ws.deserializeAttachment() as SocketIdentity).deviceId),
+        .map((ws) => this.host.attachment(ws).deviceId),
     );
     const media = newest.kind === "media" ? { kind: "media" as const } : {};
     return this.subscriptions.jobsFor(userId, online, { type: "message", conversation_id: newest.conversation_id, seq: newest.seq, ...media });
   }
 
   private replay(ws: WebSocket, since: number): void {
-    const { deviceId } = ws.deserializeAttachment() as SocketIdentity;
+    const { deviceId } = this.host.attachment(ws);
     let from = since;
     for (;;) {
       const rows = this.sql
@@ -462,7 +457,7 @@ export class Inbox extends DurableObject<Env> {
           REPLAY_PAGE,
         )
         .toArray();
-      for (const row of rows) sendFrame(ws, deviceFrame(row));
+      for (const row of rows) this.host.send(ws, deviceFrame(row));
       if (rows.length < REPLAY_PAGE) return;
       from = rows.at(-1)!.cursor;
     }
@@ -473,7 +468,7 @@ export class Inbox extends DurableObject<Env> {
     const sockets = row.device_id === null ? (all ?? this.ctx.getWebSockets()) : this.ctx.getWebSockets(`d:${row.device_id}`);
     if (sockets.length === 0) return;
     const frame = deviceFrame(row);
-    for (const ws of liveSockets(sockets)) sendFrame(ws, frame);
+    for (const ws of liveSockets(sockets)) this.host.send(ws, frame);
   }
 
   /**
