@@ -79,7 +79,7 @@ const realOptions = {
   stateDir: o.stateDir,
   ...(o.source ? { sourceRoot: o.source } : {}),
 };
-const real = await startReal({ ...realOptions, ...(inspectorPort ? { inspectorPort } : {}) });
+let real = await startReal({ ...realOptions, ...(inspectorPort ? { inspectorPort } : {}) });
 servers.push(real);
 progress(`edge-chat on ${real.url} (workerd pid ${real.pid})${o.source ? `, bundled from ${o.source}` : ""}`);
 let baseline: ServerHandle | null = null;
@@ -127,8 +127,30 @@ const ctx: Ctx = {
 
 const results: Partial<Record<ScenarioName, ScenarioResult | { error: string }>> = {};
 let failed = false;
-for (const name of o.scenarios) {
+/**
+ * Each scenario after the first gets a new pair of servers: a scenario's leftovers (objects
+ * still in memory, archive moves its thousands of messages made due, grown SQLite files)
+ * would otherwise land in the next one's figures, on the real server only — the baseline
+ * keeps nothing.
+ */
+async function restartServers(): Promise<void> {
+  const old = servers.splice(0);
+  for (const s of old) problemsOfDisposed[s.name] = (problemsOfDisposed[s.name] ?? 0) + s.problems();
+  await Promise.allSettled(old.map((s) => s.dispose()));
+  real = await startReal({ ...realOptions, ...(inspectorPort ? { inspectorPort } : {}) });
+  servers.push(real);
+  baseline = o!.baseline ? await startBaseline({ logFile, stateDir: o!.stateDir }) : null;
+  if (baseline) servers.push(baseline);
+  ctx.accounts = new Accounts(real, secrets.tokenSecret);
+  ctx.targets = [realTarget(real), ...(baseline ? [baselineTarget(baseline)] : [])];
+  ctx.layouts = new Map();
+  progress(`fresh servers: edge-chat pid ${real.pid}${baseline ? `, baseline pid ${baseline.pid}` : ""}`);
+}
+
+for (const [index, name] of o.scenarios.entries()) {
   progress(`== ${name}`);
+  // The memory scenario starts its own servers; the first scenario uses the ones started above.
+  if (index > 0 && name !== "memory" && o.scenarios[index - 1] !== "memory") await restartServers();
   if (inspectorPort) {
     hooks.beforeStep = async () => {
       hooks.beforeStep = null;

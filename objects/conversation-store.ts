@@ -188,12 +188,20 @@ export class ConversationStore {
     return m && m.active ? m : null;
   }
 
+  /** Active members' ids, kept between membership changes (fan-out asks on every write). */
+  private activeIds: string[] | null = null;
+
+  activeMemberIds(): string[] {
+    return (this.activeIds ??= this.sql.exec<{ user_id: string }>("SELECT user_id FROM members WHERE active = 1").toArray().map((r) => r.user_id));
+  }
+
   activeMembers(): MemberRow[] {
     return this.sql.exec<MemberRow>("SELECT * FROM members WHERE active = 1 ORDER BY joined_at, user_id").toArray();
   }
 
   /** Adds or re-activates a member; they are owed the feed from its current end on, and see messages from now on. */
   upsertMember(userId: string, role: Role, now: number): void {
+    this.activeIds = null;
     const feedEnd = this.lastFeedId();
     this.sql.exec(
       `INSERT INTO members (user_id, role, joined_at, active, fed_upto, feed_end, join_seq) VALUES (?, ?, ?, 1, ?, NULL, ?)
@@ -209,6 +217,7 @@ export class ConversationStore {
 
   /** Deactivates a member; they are still owed the feed up to and including `feedEnd`. */
   deactivateMember(userId: string, feedEnd: number): void {
+    this.activeIds = null;
     this.sql.exec("UPDATE members SET active = 0, feed_end = ? WHERE user_id = ?", feedEnd, userId);
   }
 
@@ -344,9 +353,9 @@ export class ConversationStore {
   /** Stores a message and its feed entry; `seq` is the next after the last, so there are no gaps. */
   appendMessage(m: Omit<Message, "seq" | "conversation_id">): Message {
     const seq = this.sql.exec<{ last_seq: number }>("UPDATE info SET last_seq = last_seq + 1 RETURNING last_seq").one().last_seq;
-    this.sql.exec(
+    const row = this.sql.exec<MessageRow>(
       `INSERT INTO messages (seq, message_id, sender_id, sender_device_id, client_message_id, kind, content, media_id, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
       seq,
       m.message_id,
       m.sender_id,
@@ -356,9 +365,9 @@ export class ConversationStore {
       m.content,
       m.media_id ?? null,
       m.created_at,
-    );
+    ).one();
     this.sql.exec("INSERT INTO feed (type, seq) VALUES ('message', ?)", seq);
-    return this.toMessage(this.sql.exec<MessageRow>("SELECT * FROM messages WHERE seq = ?", seq).one());
+    return this.toMessage(row);
   }
 
   /**

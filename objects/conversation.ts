@@ -32,11 +32,12 @@ import { newId } from "../shared/ids";
 import { inboxStub } from "../shared/stubs";
 import { CallSignals, RING_TIMEOUT_MS } from "./calls";
 import { takeFrom, type Bucket } from "./rate-limit";
-import { ConversationStore, CONVERSATION_SCHEMA } from "./conversation-store";
+import { ConversationStore, CONVERSATION_SCHEMA, type MemberRow } from "./conversation-store";
 import { MlsStore, type CommitFacts } from "./mls-store";
 import { MediaLedger, type BeginSpec, type Completion, type PartTarget } from "./media";
 import { deviceIdentity } from "../mls/adapter";
 import { directory, forgetMember, liveDevicesOf, recordConversation, recordMembers, unknownUsers } from "./directory";
+import { AlarmScheduler } from "./scheduler";
 import { FanOut } from "./fanout";
 import { HistoryTiers, pageRange } from "./history-tiers";
 import { applyChange, type MessageChange } from "./message-changes";
@@ -96,6 +97,8 @@ export class Conversation extends DurableObject<Env> {
   private readonly audience: AudienceCache;
   private readonly limits = limits(this.env);
   private readonly host = new SocketHost<SocketState, ConversationServerFrame>(this.ctx, { isRevoked: (deviceId) => this.store.isRevoked(deviceId) });
+  /** The object's one alarm: fan-out, typing, token expiry, calls, uploads and archive moves. */
+  private readonly alarms = new AlarmScheduler(this.ctx.storage);
   private readonly sendTokens = new SendLeases(this.limits.sendRatePerMinute, (userId, want, giveBack) =>
     inboxStub(this.env, userId).leaseSendTokens(want, giveBack),
   );
@@ -103,7 +106,7 @@ export class Conversation extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.store = new ConversationStore(ctx.storage.sql);
-    this.fanout = new FanOut(ctx, env, this.store);
+    this.fanout = new FanOut(env, this.store, this.alarms);
     this.presence = new PresenceWatch(ctx.storage.sql, env);
     this.mls = new MlsStore(ctx.storage.sql);
     this.tiers = new HistoryTiers(ctx, env.MEDIA, this.store, { hot: this.limits.hotMessages, segment: this.limits.historySegmentMessages });
@@ -111,7 +114,7 @@ export class Conversation extends DurableObject<Env> {
       conversationId: () => this.store.info()!.id,
       bucket: env.MEDIA,
       ttlMs: this.limits.mediaUploadTtlSeconds * 1000,
-      wakeAt: (at) => this.fanout.wakeAt(at),
+      wakeAt: (at) => this.alarms.wakeAt(at),
     });
     this.privacy = new ConversationPrivacy(ctx.storage.sql);
     this.audience = new AudienceCache(env.DB);
@@ -122,8 +125,9 @@ export class Conversation extends DurableObject<Env> {
       socketIdentity: (ws) => this.host.attachment(ws),
       ringDevices: (userIds, frame, exceptDevice) => this.ringDevices(userIds, frame, exceptDevice),
       storeCallEvent: (caller, callId, content) => this.storeCallEvent(caller, callId, content),
-      wakeAt: (at) => this.fanout.wakeAt(at),
+      wakeAt: (at) => this.alarms.wakeAt(at),
     }, ringTimeoutMs(env));
+    this.registerAlarmTasks();
     ctx.blockConcurrencyWhile(async () => {
       // Any well-formed id reaches an object: one that holds no conversation writes nothing
       // (its schema is created by create()); one that does is brought up to date.
@@ -385,10 +389,9 @@ export class Conversation extends DurableObject<Env> {
     for (const ws of this.ctx.getWebSockets(`d:${deviceId}`)) closeSocket(ws, CLOSE_UNAUTHORIZED, "device revoked");
   }
 
-  private async send(caller: Caller, input: SendInput): Promise<Outcome<Message>> {
-    const denied = this.checkMember(caller.userId);
-    if (denied) return denied;
-    const member = this.store.activeMember(caller.userId)!;
+  /** `member`: the sender's row when the caller has just read it (a socket frame), so it is not read again. */
+  private async send(caller: Caller, input: SendInput, member = this.store.exists() ? this.store.activeMember(caller.userId) : null): Promise<Outcome<Message>> {
+    if (!member) return this.checkMember(caller.userId) ?? fail("forbidden", "not a member of this conversation");
     if (member.blocked) return fail("forbidden", "the other member of this conversation blocked you");
     if (input.content.length > this.limits.maxContentChars) {
       return fail("too_large", `content is longer than ${this.limits.maxContentChars} characters`);
@@ -493,7 +496,7 @@ export class Conversation extends DurableObject<Env> {
       const erase = archived ? this.tiers.scrubPending() : this.tiers.forgetAttemptFor(seq);
       await erase.catch(async (err) => {
         console.error("erasing a deleted message from R2 failed", err);
-        if (archived) await this.fanout.wakeAt(Date.now() + 30_000);
+        if (archived) await this.alarms.wakeAt(Date.now() + 30_000);
       });
     }
     return result;
@@ -670,7 +673,7 @@ export class Conversation extends DurableObject<Env> {
     const server = pair[1];
     this.host.accept(server, [caller.userId, `d:${caller.deviceId}`], { ...caller, typingUntil: 0, socketId });
     // Closed with 4401 by the alarm when the token expires, even if it never sends a frame.
-    await this.fanout.wakeAt(caller.exp * 1000);
+    await this.alarms.wakeAt(caller.exp * 1000);
     this.ctx.waitUntil(this.greet(server));
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
@@ -692,17 +695,18 @@ export class Conversation extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
     await this.host.onMessage(ws, data, {
-      close: (state) => (this.store.activeMember(state.userId) ? null : { code: CLOSE_FORBIDDEN, reason: "not a member" }),
+      sender: (state) => this.store.activeMember(state.userId),
+      refusal: { code: CLOSE_FORBIDDEN, reason: "not a member" },
       parse: (raw) => parseFrame(raw, this.limits.maxBodyBytes),
-      handle: (state, frame) => this.onFrame(ws, state, frame),
+      handle: (state, frame, member) => this.onFrame(ws, state, frame, member),
     });
   }
 
-  private async onFrame(ws: WebSocket, state: SocketState, frame: ClientFrame): Promise<void> {
+  private async onFrame(ws: WebSocket, state: SocketState, frame: ClientFrame, member: MemberRow): Promise<void> {
     switch (frame.type) {
       case "send": {
         const { type: _, ...input } = frame;
-        const result = await this.send(state, input);
+        const result = await this.send(state, input, member);
         if (!result.ok) return this.host.send(ws, errorFrame(result.error, frame.client_message_id));
         this.host.send(ws, { type: "sent", client_message_id: frame.client_message_id, message: result.value });
         if (result.created) this.broadcast({ type: "message", message: result.value });
@@ -719,7 +723,7 @@ export class Conversation extends DurableObject<Env> {
         const typingUntil = frame.state === "start" ? Date.now() + TYPING_TTL_MS : 0;
         this.host.setAttachment(ws, { ...state, typingUntil });
         this.broadcastTyping(ws, state, frame.state, typingUntil);
-        if (typingUntil) await this.fanout.wakeAt(typingUntil);
+        if (typingUntil) await this.alarms.wakeAt(typingUntil);
         return;
       }
       case "ping":
@@ -773,24 +777,30 @@ export class Conversation extends DurableObject<Env> {
       .filter((id): id is string => id !== undefined);
   }
 
-  /** Drains what inboxes are still owed, and ends typing indicators that were not renewed. */
+  /** Every part's due work (see `registerAlarmTasks`); an object that holds no conversation has none. */
   override async alarm(): Promise<void> {
     if (!this.store.info()) return;
-    const now = Date.now();
-    for (const ws of this.sockets()) {
-      const state = ws.deserializeAttachment() as SocketState;
-      if (state.typingUntil && state.typingUntil <= now) {
-        ws.serializeAttachment({ ...state, typingUntil: 0 } satisfies SocketState);
-        this.broadcastTyping(ws, state, "stop", 0);
+    await this.alarms.fire();
+  }
+
+  /** In this order: expired sockets and typing first, the fan-out drain, and only then archive moves. */
+  private registerAlarmTasks(): void {
+    this.alarms.register("sockets", (now) => {
+      for (const ws of this.sockets()) {
+        const state = this.host.attachment(ws);
+        if (state.typingUntil && state.typingUntil <= now) {
+          this.host.setAttachment(ws, { ...state, typingUntil: 0 });
+          this.broadcastTyping(ws, state, "stop", 0);
+        }
       }
-    }
-    const nextCall = await this.calls.onAlarm(now);
-    const nextMedia = await this.media.sweep(now);
-    const next = [nextCall, nextMedia, this.nextTypingExpiry(), firstExpiry(this.ctx.getWebSockets())].filter((t): t is number => t !== null);
-    await this.fanout.onAlarm(next.length ? Math.min(...next) : null);
+      const next = [this.nextTypingExpiry(), firstExpiry(this.ctx.getWebSockets())].filter((t): t is number => t !== null);
+      return next.length ? Math.min(...next) : null;
+    });
+    this.alarms.register("calls", (now) => this.calls.onAlarm(now));
+    this.alarms.register("media", (now) => this.media.sweep(now));
+    this.alarms.register("fanout", () => this.fanout.onAlarm());
     // After the drain: only messages no inbox is still owed an event about may move to R2.
-    const tiersAgain = await this.tiers.onAlarm();
-    if (tiersAgain !== null) await this.fanout.wakeAt(tiersAgain);
+    this.alarms.register("tiers", () => this.tiers.onAlarm());
   }
 
   /** A call frame to members' device sockets, through their inboxes (which push a ring to devices without one). */
@@ -821,7 +831,7 @@ export class Conversation extends DurableObject<Env> {
   private nextTypingExpiry(): number | null {
     let next: number | null = null;
     for (const ws of this.ctx.getWebSockets()) {
-      const until = (ws.deserializeAttachment() as SocketState).typingUntil;
+      const until = this.host.attachment(ws).typingUntil;
       if (until && (next === null || until < next)) next = until;
     }
     return next;

@@ -15,12 +15,15 @@
  */
 import { eventsFor, type ConversationStore, type FeedEntry, type MemberRow } from "./conversation-store";
 import type { IngestAnswer } from "./inbox";
+import type { AlarmScheduler } from "./scheduler";
 
 /** The safety net: how soon after a write the alarm re-drains if the immediate drain did not finish. */
 const SAFETY_NET_MS = 2_000;
 const MAX_BACKOFF_MS = 60_000;
 const BATCH = 200;
 const PARALLEL_INBOXES = 16;
+/** Inboxes with no device socket open are sent to this many at a time. */
+const IDLE_LANES = 2;
 /** How often, at most, an inbox with no device socket open is sent what it is owed. */
 export const IDLE_INBOX_INTERVAL_MS = 250;
 /**
@@ -35,8 +38,6 @@ export class FanOut {
   private running: Promise<void> | null = null;
   private again = false;
   private failures = 0;
-  /** The alarm this instance knows is set; null when it must ask storage. */
-  private alarmAt: number | null = null;
   /** Members whose inbox last said no device socket is open there, and when that batch went. */
   private readonly idleSince = new Map<string, number>();
   /** The last round went to at least BIG_ROUND inboxes. */
@@ -47,14 +48,14 @@ export class FanOut {
   private idleTimer: { at: number; timer: ReturnType<typeof setTimeout> } | null = null;
 
   constructor(
-    private readonly ctx: DurableObjectState,
     private readonly env: Env,
     private readonly store: ConversationStore,
+    private readonly alarms: AlarmScheduler,
   ) {}
 
   /** After a write that owes inboxes events: arm the safety net, then drain without waiting. */
   async kick(): Promise<void> {
-    await this.wakeAt(Date.now() + SAFETY_NET_MS);
+    await this.alarms.wakeAt(Date.now() + SAFETY_NET_MS);
     if (!this.bigRounds) return this.resume();
     if (this.coalescing) return;
     this.coalescing = true;
@@ -64,29 +65,14 @@ export class FanOut {
     }, COALESCE_MS);
   }
 
-  /** Makes sure the alarm fires no later than `at`. */
-  async wakeAt(at: number): Promise<void> {
-    if (this.alarmAt !== null && this.alarmAt <= at) return;
-    const current = await this.ctx.storage.getAlarm();
-    if (current !== null && current <= at) {
-      this.alarmAt = current;
-      return;
-    }
-    await this.ctx.storage.setAlarm(at);
-    this.alarmAt = at;
-  }
-
-  /** From the object's alarm: drain everyone, then re-arm if anything is still owed or another wake-up is due. */
-  async onAlarm(nextWake: number | null): Promise<void> {
-    this.alarmAt = null;
+  /** From the object's alarm: drain everyone; answers when to come back if anything is still owed. */
+  async onAlarm(): Promise<number | null> {
     this.idleSince.clear();
     this.resume();
     await this.running;
-    if (this.store.membersOwed().length > 0) {
-      this.failures += 1;
-      await this.wakeAt(Date.now() + Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.failures));
-    }
-    if (nextWake !== null) await this.wakeAt(nextWake);
+    if (this.store.membersOwed().length === 0) return null;
+    this.failures += 1;
+    return Date.now() + Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.failures);
   }
 
   /**
@@ -113,19 +99,44 @@ export class FanOut {
   private async loop(): Promise<void> {
     do {
       this.again = false;
-      const due = this.dueNow(this.store.membersOwed());
+      const due = this.allIdle() ? [] : this.dueNow(this.store.membersOwed());
       if (due.length === 0) continue;
       this.bigRounds = due.length >= BIG_ROUND;
       const conversationId = this.store.id();
       const feed = new SharedFeed(this.store);
       // Confirmations are written together once the round is over: one statement, not one per inbox.
       const confirmed = new Map<string, number>();
-      const results = await inParallel(due, PARALLEL_INBOXES, (m) => this.catchUp(conversationId, m, feed, confirmed));
+      const send = (m: MemberRow) => this.catchUp(conversationId, m, feed, confirmed);
+      // Nobody reads an idle inbox's stream live: its catch-up goes a few at a time, so that
+      // the work of applying it does not stand, all at once, in front of live sends.
+      const idle = due.filter((m) => this.idleSince.has(m.user_id));
+      const live = due.filter((m) => !this.idleSince.has(m.user_id));
+      const results = (await Promise.all([inParallel(live, PARALLEL_INBOXES, send), inParallel(idle, IDLE_LANES, send)])).flat();
       if (confirmed.size > 0) {
         this.store.confirmFedAll(confirmed);
       }
       if (results.every(Boolean)) this.failures = 0;
     } while (this.again);
+  }
+
+  /**
+   * Whether every member's inbox was sent to within the idle interval (each said nobody
+   * streams there): then nothing is due before the first of those intervals ends, which a
+   * timer waits for, and the owed members need not be read — a busy room reads them once
+   * per interval instead of once per message.
+   */
+  private allIdle(): boolean {
+    const ids = this.store.activeMemberIds();
+    if (ids.length === 0 || this.idleSince.size < ids.length) return false;
+    const now = Date.now();
+    let first = Number.POSITIVE_INFINITY;
+    for (const id of ids) {
+      const since = this.idleSince.get(id);
+      if (since === undefined || now - since >= IDLE_INBOX_INTERVAL_MS) return false;
+      first = Math.min(first, since);
+    }
+    this.resumeAt(first + IDLE_INBOX_INTERVAL_MS);
+    return true;
   }
 
   /** The owed members to send to now; idle inboxes sent to within the interval wait for a later round. */

@@ -27,6 +27,7 @@ import { limits } from "../shared/config";
 import { conversationStub } from "../shared/stubs";
 import type { OwedEvent } from "./conversation-store";
 import { IDLE_INBOX_INTERVAL_MS } from "./fanout";
+import { AlarmScheduler } from "./scheduler";
 import { KEY_PACKAGES_LOW, KEY_PACKAGES_SCHEMA, KeyPackageStore, type ClaimedPackage, type VerifiedKeyPackage } from "./key-packages";
 import { PRESENCE_SCHEMA, PresenceTracker } from "./presence";
 import { PUSH_OUTBOX_SCHEMA, PUSH_SCHEMA, PushSubscriptions, type PushJob } from "./push-subscriptions";
@@ -110,6 +111,8 @@ export class Inbox extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly limits = limits(this.env);
   private readonly host = new SocketHost<SocketIdentity, DeviceServerFrame>(this.ctx, { isRevoked: (deviceId) => this.isRevoked(deviceId) });
+  /** The object's one alarm: token expiry, the presence grace period and push retries. */
+  private readonly alarms = new AlarmScheduler(this.ctx.storage);
   private readonly presence: PresenceTracker;
   private readonly subscriptions: PushSubscriptions;
   private readonly keyPackages: KeyPackageStore;
@@ -117,10 +120,11 @@ export class Inbox extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    this.presence = new PresenceTracker(ctx, env);
-    this.subscriptions = new PushSubscriptions(ctx, env.PUSH_QUEUE);
+    this.presence = new PresenceTracker(ctx, env, this.alarms);
+    this.subscriptions = new PushSubscriptions(ctx, env.PUSH_QUEUE, this.alarms);
     this.keyPackages = new KeyPackageStore(ctx.storage.sql, this.limits.maxKeyPackages);
     ctx.blockConcurrencyWhile(async () => migrate(this.sql, INBOX_SCHEMA));
+    this.registerAlarmTasks();
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
   }
 
@@ -375,7 +379,7 @@ export class Inbox extends DurableObject<Env> {
     const server = pair[1];
     this.host.accept(server, [`d:${caller.deviceId}`], caller);
     // Closed with 4401 by the alarm when the token expires, even if it never sends a frame.
-    await this.alarmBy(caller.exp * 1000);
+    await this.alarms.wakeAt(caller.exp * 1000);
     // No await between here and the last replayed frame: nothing can be appended in between.
     if (cursor !== null) this.replay(server, cursor);
     this.ctx.waitUntil(this.presence.deviceOpened(caller.userId));
@@ -384,6 +388,7 @@ export class Inbox extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
     await this.host.onMessage(ws, data, {
+      sender: (state) => state,
       parse: (raw) => parseDeviceFrame(raw, this.limits.maxBodyBytes),
       handle: async () => this.host.send(ws, { type: "pong" }),
     });
@@ -400,19 +405,22 @@ export class Inbox extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    const open = this.openDeviceSockets();
-    liveSockets(this.ctx.getWebSockets());
-    if (this.openDeviceSockets() < open) await this.presence.deviceClosed(this.openDeviceSockets());
-    await this.presence.onAlarm(this.openDeviceSockets());
-    await this.subscriptions.flush();
-    const expiry = firstExpiry(this.ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN));
-    if (expiry !== null) await this.alarmBy(expiry);
+    await this.alarms.fire();
   }
 
-  /** Makes sure the one alarm fires no later than `at`. */
-  private async alarmBy(at: number): Promise<void> {
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  private registerAlarmTasks(): void {
+    // Sockets whose token expired are closed (4401) first, so presence sees them gone.
+    this.alarms.register("sockets", async () => {
+      const open = this.openDeviceSockets();
+      liveSockets(this.ctx.getWebSockets());
+      if (this.openDeviceSockets() < open) await this.presence.deviceClosed(this.openDeviceSockets());
+      return firstExpiry(this.ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN));
+    });
+    this.alarms.register("presence", (now) => this.presence.onAlarm(this.openDeviceSockets(), now));
+    this.alarms.register("push", async () => {
+      await this.subscriptions.flush();
+      return null;
+    });
   }
 
   /** Device sockets still open, leaving out one that is closing; closing ones may still be listed. */

@@ -7,12 +7,21 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { RATE_LIMIT_SCHEMA, refundToken, takeToken, type TakeResult } from "./rate-limit";
+import { AlarmScheduler } from "./scheduler";
 import { migrate } from "./migrate";
 
 const BUCKET = "bucket";
+/** A bucket untouched this long has refilled completely (capacities are per minute). */
+const FULL_AFTER_MS = 60_000;
 
 export class Limiter extends DurableObject<Env> {
   private ready = false;
+  private readonly alarms = new AlarmScheduler(this.ctx.storage);
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.alarms.register("forget", (now) => this.forgetIfFull(now));
+  }
 
   private get sql(): SqlStorage {
     if (!this.ready) migrate(this.ctx.storage.sql, [RATE_LIMIT_SCHEMA]);
@@ -23,8 +32,9 @@ export class Limiter extends DurableObject<Env> {
   /** Takes `cost` tokens from a bucket of `perMinute`, refilled continuously. */
   async take(perMinute: number, cost = 1): Promise<TakeResult> {
     const result = takeToken(this.sql, BUCKET, perMinute, Date.now(), cost);
-    // Full again at most a minute after the last take: forget it then.
-    await this.ctx.storage.setAlarm(Date.now() + 60_000);
+    // Full again at most a minute after the last take: the alarm forgets it then. A wake-up
+    // already set stays (no storage write per take); if it comes early it is pushed back.
+    await this.alarms.wakeAt(Date.now() + FULL_AFTER_MS);
     return result;
   }
 
@@ -34,7 +44,15 @@ export class Limiter extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    await this.alarms.fire();
+  }
+
+  /** Deletes the bucket once a minute has passed since its last take; otherwise answers when that will be. */
+  private async forgetIfFull(now: number): Promise<number | null> {
+    const row = this.sql.exec<{ updated_at: number }>("SELECT updated_at FROM rate_buckets WHERE name = ?", BUCKET).toArray()[0];
+    if (row && now < row.updated_at + FULL_AFTER_MS) return row.updated_at + FULL_AFTER_MS;
     await this.ctx.storage.deleteAll();
     this.ready = false;
+    return null;
   }
 }

@@ -10,6 +10,7 @@
  * says so and is dropped.
  */
 import type { Presence } from "../protocol";
+import type { AlarmScheduler } from "./scheduler";
 
 export const PRESENCE_GRACE_MS = 5_000;
 
@@ -32,6 +33,7 @@ export class PresenceTracker {
   constructor(
     private readonly ctx: DurableObjectState,
     private readonly env: Env,
+    private readonly alarms: AlarmScheduler,
   ) {}
 
   private get sql() {
@@ -66,24 +68,21 @@ export class PresenceTracker {
     const now = Date.now();
     const due = now + PRESENCE_GRACE_MS;
     this.sql.exec("UPDATE presence SET closed_at = ?, offline_due = ?", now, due);
-    const alarm = await this.ctx.storage.getAlarm();
-    if (alarm === null || alarm > due) await this.ctx.storage.setAlarm(due);
+    await this.alarms.wakeAt(due);
   }
 
-  /** From the alarm: declares offline if the grace period passed with no device back. */
-  async onAlarm(openSockets: number): Promise<void> {
+  /** From the alarm: declares offline if the grace period passed with no device back; answers when it is due if not yet. */
+  async onAlarm(openSockets: number, now: number): Promise<number | null> {
     const row = this.row();
-    if (row.offline_due === null) return;
+    if (row.offline_due === null) return null;
     if (openSockets > 0) {
       this.sql.exec("UPDATE presence SET offline_due = NULL");
-      return;
+      return null;
     }
-    if (Date.now() < row.offline_due) {
-      await this.ctx.storage.setAlarm(row.offline_due);
-      return;
-    }
+    if (now < row.offline_due) return row.offline_due;
     this.sql.exec("UPDATE presence SET status = 'offline', last_seen = closed_at, offline_due = NULL");
     if (row.user_id) await this.notify(row.user_id);
+    return null;
   }
 
   /** Who may see the user changed (section 17): every watching conversation re-checks its viewers. */

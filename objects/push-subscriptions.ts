@@ -3,6 +3,7 @@
  * the Inbox puts on the push queue for devices that have no device socket open.
  */
 import type { PushPayload, PushSubscriptionBody } from "../protocol";
+import type { AlarmScheduler } from "./scheduler";
 
 export const PUSH_SCHEMA = `
   CREATE TABLE push_subscriptions (
@@ -43,6 +44,7 @@ export class PushSubscriptions {
   constructor(
     private readonly ctx: DurableObjectState,
     private readonly queue: Queue,
+    private readonly alarms: AlarmScheduler,
   ) {}
 
   private get sql() {
@@ -92,8 +94,7 @@ export class PushSubscriptions {
       } catch (err) {
         console.warn("push queue unavailable; will retry", err);
         const retryAt = Date.now() + RETRY_MS;
-        const alarm = await this.ctx.storage.getAlarm();
-        if (alarm === null || alarm > retryAt) await this.ctx.storage.setAlarm(retryAt);
+        await this.alarms.wakeAt(retryAt);
         return;
       }
       this.sql.exec("DELETE FROM push_outbox WHERE id <= ?", rows.at(-1)!.id);

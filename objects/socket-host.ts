@@ -24,12 +24,16 @@ export interface Admission {
   limitMessage: string;
 }
 
-export interface FrameGuard<State, Frame> {
+export interface FrameGuard<State, Frame, Sender> {
+  /**
+   * After the token and device checks: what the handler needs of the sender (read once per
+   * frame, e.g. their member row), or null to close the socket with `refusal`.
+   */
+  sender(state: State): Sender | null;
+  refusal?: { code: number; reason: string };
   /** The frame's shape; a failure is answered as an error frame and the socket stays open. */
   parse(data: string | ArrayBuffer): Parsed<Frame>;
-  /** After the token and device checks: a reason to close the socket instead, or null. */
-  close?(state: State): { code: number; reason: string } | null;
-  handle(state: State, frame: Frame): Promise<void>;
+  handle(state: State, frame: Frame, sender: Sender): Promise<void>;
 }
 
 const INTERNAL: ErrorBody = { code: "internal", message: "internal error" };
@@ -76,17 +80,17 @@ export class SocketHost<State extends SocketIdentity, Out extends ServerFrame> {
   }
 
   /** One client frame, from webSocketMessage: checked, parsed, handled, and answered if the handler throws. */
-  async onMessage<Frame extends object>(ws: WebSocket, data: string | ArrayBuffer, guard: FrameGuard<State, Frame>): Promise<void> {
+  async onMessage<Frame extends object, Sender>(ws: WebSocket, data: string | ArrayBuffer, guard: FrameGuard<State, Frame, Sender>): Promise<void> {
     const state = this.attachment(ws);
     if (state.exp * 1000 <= Date.now() || this.options.isRevoked(state.deviceId)) {
       return closeSocket(ws, CLOSE_UNAUTHORIZED, "token expired or device revoked");
     }
-    const close = guard.close?.(state);
-    if (close) return closeSocket(ws, close.code, close.reason);
+    const sender = guard.sender(state);
+    if (sender === null) return closeSocket(ws, guard.refusal?.code ?? CLOSE_UNAUTHORIZED, guard.refusal?.reason ?? "refused");
     const parsed = guard.parse(data);
     if ("error" in parsed) return sendFrame(ws, errorFrame(parsed.error, parsed.ref));
     try {
-      await guard.handle(state, parsed.frame);
+      await guard.handle(state, parsed.frame, sender);
     } catch (err) {
       console.error(`a ${frameType(parsed.frame)} frame failed`, err);
       sendFrame(ws, errorFrame(INTERNAL, refOf(parsed.frame)));

@@ -6,6 +6,7 @@
  * keep nothing reusable.
  */
 import { DurableObject } from "cloudflare:workers";
+import { AlarmScheduler } from "./scheduler";
 
 export interface TicketClaims {
   userId: string;
@@ -19,22 +20,32 @@ interface Stored extends TicketClaims {
 }
 
 export class SocketTicket extends DurableObject<Env> {
+  private readonly alarms = new AlarmScheduler(this.ctx.storage);
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.alarms.register("expire", async () => {
+      await this.ctx.storage.deleteAll();
+      return null;
+    });
+  }
+
   async issue(claims: TicketClaims, expiresAt: number): Promise<void> {
     await this.ctx.storage.put<Stored>("ticket", { ...claims, expiresAt });
-    await this.ctx.storage.setAlarm(expiresAt);
+    await this.alarms.wakeAt(expiresAt);
   }
 
   /** Whom the ticket stands for, once; null when it is unknown, used or expired. */
   async redeem(): Promise<TicketClaims | null> {
     const stored = await this.ctx.storage.get<Stored>("ticket");
     if (!stored) return null;
-    await this.ctx.storage.deleteAlarm();
+    await this.alarms.clear();
     await this.ctx.storage.deleteAll();
     if (stored.expiresAt <= Date.now()) return null;
     return { userId: stored.userId, deviceId: stored.deviceId, exp: stored.exp };
   }
 
   override async alarm(): Promise<void> {
-    await this.ctx.storage.deleteAll();
+    await this.alarms.fire();
   }
 }

@@ -13,4 +13,12 @@ export interface MeterCounts {
   d1Queries: number;
   d1RowsRead: number;
   d1RowsWritten: number;
+  /** The same SQLite counts by statement (its text, whitespace folded, cut at 120 characters). */
+  sqlByStatement?: Record<string, SqlStatementCounts>;
+}
+
+export interface SqlStatementCounts {
+  n: number;
+  read: number;
+  written: number;
 }

@@ -129,5 +129,15 @@ function meterDiff(a: MeterCounts, b: MeterCounts): MeterCounts {
     d1Queries: b.d1Queries - a.d1Queries,
     d1RowsRead: b.d1RowsRead - a.d1RowsRead,
     d1RowsWritten: b.d1RowsWritten - a.d1RowsWritten,
+    ...(b.sqlByStatement ? { sqlByStatement: statementDiff(a.sqlByStatement ?? {}, b.sqlByStatement) } : {}),
   };
+}
+
+/** Per-statement counts over a step, busiest (rows read + written) first. */
+function statementDiff(a: NonNullable<MeterCounts["sqlByStatement"]>, b: NonNullable<MeterCounts["sqlByStatement"]>): NonNullable<MeterCounts["sqlByStatement"]> {
+  const rows = Object.entries(b)
+    .map(([k, v]) => [k, { n: v.n - (a[k]?.n ?? 0), read: v.read - (a[k]?.read ?? 0), written: v.written - (a[k]?.written ?? 0) }] as const)
+    .filter(([, v]) => v.n > 0)
+    .sort((x, y) => y[1].read + y[1].written - (x[1].read + x[1].written));
+  return Object.fromEntries(rows);
 }

@@ -14,6 +14,7 @@ import { Http, type FetchLike } from "./http";
 import { MlsLayer } from "./mls/layer";
 import { encodeMediaContent, fetchMedia, mediaPath, openMedia, sealMedia, uploadMedia, type MediaData, type SealedMediaContent } from "./media";
 import { Outbox } from "./outbox";
+import { BlocksApi, PrivacyApi } from "./privacy";
 import { CLOSE_UNAUTHORIZED, ReconnectingSocket, type ConnectionState, type WebSocketLike } from "./socket";
 import { SocketTickets } from "./tickets";
 import { MemoryStorage, type ChatStorage } from "./storage";
@@ -97,6 +98,10 @@ export class ChatClient extends Emitter<ChatEvents> {
   readonly handle: string;
   private token: string;
   private readonly http: Http;
+  /** Section 17: `get()`, `set({ last_seen?, add_to_groups? })`. */
+  readonly privacy: PrivacyApi;
+  /** Section 17: `list()`, `add(userId)`, `remove(userId)`. */
+  readonly blocks: BlocksApi;
   private readonly storage: ChatStorage;
   private readonly device: ReconnectingSocket;
   private readonly outbox: Outbox;
@@ -182,6 +187,8 @@ export class ChatClient extends Emitter<ChatEvents> {
     this.handle = session.handle;
     this.token = session.token;
     this.http = new Http({ baseUrl: options.baseUrl, fetch: options.fetch, token: () => this.token });
+    this.privacy = new PrivacyApi(this.http);
+    this.blocks = new BlocksApi(this.http);
     const deviceTickets = new SocketTickets(this.http);
     this.device = new ReconnectingSocket({
       url: () => deviceTickets.url("/v1/sync", { since: this.sync.cursor ?? undefined }, this.token),

@@ -9,6 +9,7 @@ export { ChatError } from "./errors";
 export { decodeMediaContent } from "./media";
 export type { MediaContent, MediaData, UploadedMedia } from "./media";
 export type { ErrorCode } from "./errors";
+export type { BlocksApi, PrivacyApi } from "./privacy";
 export { MemoryStorage, IndexedDBStorage } from "./storage";
 export type { ChatStorage } from "./storage";
 export { ReconnectingSocket } from "./socket";

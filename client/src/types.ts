@@ -2,7 +2,7 @@
  * The shapes the SDK hands out. Wire types come from protocol/ as type-only imports, so
  * the built SDK carries none of the server's code (zod included).
  */
-import type { Conversation, ConversationSummary, Member, Message, MessageKind, ReceiptKind, Role } from "../../protocol";
+import type { ADD_TO_GROUPS, Conversation, ConversationSummary, LAST_SEEN, Member, Message, MessageKind, ReceiptKind, Role } from "../../protocol";
 import type { ChatError } from "./errors";
 import type { ConnectionState } from "./socket";
 
@@ -34,6 +34,18 @@ export interface User {
 
 export interface Me extends User {
   devices: { device_id: string; name: string | null; created_at: number }[];
+}
+
+/** Section 17: who sees this user's presence (`last_seen`) and who may add them to groups. */
+export interface PrivacySettings {
+  last_seen: (typeof LAST_SEEN)[number];
+  add_to_groups: (typeof ADD_TO_GROUPS)[number];
+}
+
+/** Section 17: one entry of `chat.blocks.list()`. */
+export interface BlockedUser {
+  user_id: string;
+  created_at: number;
 }
 
 export interface Presence {

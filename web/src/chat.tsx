@@ -5,6 +5,7 @@ import type { ChatMessage } from "@edge-chat/sdk";
 import { clock, dayLabel, lastSeen, sameDay } from "./format";
 import type { PendingSend } from "./model";
 import { CallButtons, CallEntry } from "./call";
+import { BlockButton, BlockedBar, RequestBanner } from "./privacy";
 import { EncryptionLock } from "./security";
 import { MediaBody, UploadRows } from "./media";
 import { Avatar, Icon, Ticks, useModel } from "./ui";
@@ -27,6 +28,8 @@ export function ChatView(props: { id: string; onBack: () => void }) {
   const title = c ? model.titleOf(c) : "…";
   const peer = c ? model.peerOf(c) : null;
   const typing = model.typingIn(id).filter((u) => u !== me);
+  const blocked = model.isBlocked(peer);
+  const request = c !== undefined && peer !== null && !blocked && model.isRequest(c);
 
   const list = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
@@ -100,8 +103,11 @@ export function ChatView(props: { id: string; onBack: () => void }) {
           </span>
         </div>
         <EncryptionLock id={id} encrypted={(c as { encryption?: string } | undefined)?.encryption === "mls"} />
-        <CallButtons id={id} peer={peer} name={title} />
+        {/* No calling someone one has blocked (they could not answer by message either). */}
+        <CallButtons id={id} peer={blocked ? null : peer} name={title} />
+        <BlockButton peer={peer} name={title} />
       </header>
+      {request && <RequestBanner id={id} peer={peer!} name={title} onAccept={() => composer.current?.focus()} />}
       <div class="messages" ref={list} onScroll={onScroll} role="log" aria-label={`Messages with ${title}`} aria-busy={!loaded || loadingOlder} tabIndex={0} data-testid="message-list">
         {hasOlder && (
           <button class="load-older" onClick={older} disabled={loadingOlder} data-testid="load-older">
@@ -141,14 +147,18 @@ export function ChatView(props: { id: string; onBack: () => void }) {
           {typing.map((u) => model.nameOf(u)).join(", ")} {typing.length > 1 ? "are" : "is"} typing…
         </div>
       )}
-      <Composer
-        id={id}
-        inputRef={composer}
-        onSend={(text) => {
-          stick.current = true;
-          model.send(id, text);
-        }}
-      />
+      {blocked ? (
+        <BlockedBar peer={peer!} name={title} />
+      ) : (
+        <Composer
+          id={id}
+          inputRef={composer}
+          onSend={(text) => {
+            stick.current = true;
+            model.send(id, text);
+          }}
+        />
+      )}
     </section>
   );
 }

@@ -22,6 +22,7 @@ import {
   type OpenConversation,
   type OutboxEntry,
   type Presence,
+  type PrivacySettings,
   type User,
 } from "@edge-chat/sdk";
 
@@ -62,7 +63,17 @@ export function activityOf(c: ConversationSummary): number {
   return c.last_message?.created_at ?? c.created_at ?? 0;
 }
 
-export function describeError(err: unknown): string {
+/** A user id as the server writes it into a message ("u_" and 26 base32 characters). */
+const USER_ID = /\bu_[a-z2-7]{26}\b/g;
+
+/** A server message as a sentence: capitalised, with a full stop. */
+const sentence = (text: string) => `${text.charAt(0).toUpperCase()}${text.slice(1)}${/[.!?]$/.test(text) ? "" : "."}`;
+
+/**
+ * An error in words for people. `name` puts a user id that a server message names (a 403's
+ * "u_… does not accept being added to groups by you") as the person's name.
+ */
+export function describeError(err: unknown, name: (userId: string) => string = () => "someone"): string {
   if (err instanceof ChatError) {
     switch (err.code) {
       case "unauthorized":
@@ -74,9 +85,12 @@ export function describeError(err: unknown): string {
       case "network":
         return "Cannot reach the server. Check your connection.";
       case "forbidden":
-        return "You are not allowed to do that.";
+        // The server's reason is a plain sentence, and the one people need to see: "the other
+        // member of this conversation blocked you", "… does not accept being added to groups by you".
+        return err.message ? sentence(err.message.replace(USER_ID, name)) : "You are not allowed to do that.";
       case "limit_exceeded":
-        return "Too many members.";
+        // The server names the limit ("at most 256 members", "at most 100 devices per user", …).
+        return err.message ? sentence(err.message) : "A limit was reached.";
       case "invalid_request":
         return err.message || "The server refused that request.";
       default:
@@ -108,6 +122,13 @@ export class AppModel {
   /** Who is typing where: conversation → user → when it ends. */
   typing = new Map<string, Map<string, number>>();
   openId: string | null = null;
+  /** Section 17: this user's settings (null until read) and whom they blocked (user id → when). */
+  privacy: PrivacySettings | null = null;
+  blocked = new Map<string, number>();
+  /** Requests whose banner was dismissed with Accept this session (see `acceptRequest`). */
+  private accepted = new Set<string>();
+  /** The first read of the block list since sign-in (it never fails: errors are logged). */
+  private privacyRead: Promise<void> = Promise.resolve();
   call: CallView | null = null;
   /** A short word after a call ends ("Call ended", "No answer"), shown for a few seconds. */
   callNotice: string | null = null;
@@ -198,6 +219,9 @@ export class AppModel {
     this.typing.clear();
     this.readSent.clear();
     this.openId = null;
+    this.privacy = null;
+    this.blocked.clear();
+    this.accepted.clear();
     this.media.clear();
   }
 
@@ -233,7 +257,7 @@ export class AppModel {
       } else if (s.status === "sent" && s.message) this.onMessage(s.message);
       else if (s.status === "failed") {
         const p = this.pending.get(s.client_message_id);
-        if (p) this.pending.set(s.client_message_id, { ...p, failed: s.error ? describeError(s.error) : "not sent" });
+        if (p) this.pending.set(s.client_message_id, { ...p, failed: s.error ? this.explain(s.error) : "not sent" });
       }
       this.changed();
     }));
@@ -248,7 +272,12 @@ export class AppModel {
       }
       this.changed();
     }));
-    on.push(chat.on("conversation", (c) => this.upsertConversation(c)));
+    on.push(chat.on("conversation", (c) => {
+      const fresh = !this.conversations.has(c.conversation_id);
+      this.upsertConversation(c);
+      // The event carries no list flags: a new direct conversation may be a request (section 17).
+      if (fresh && c.type === "direct") void this.refreshList();
+    }));
     on.push(chat.on("call", (call) => this.onIncomingCall(call)));
     on.push(chat.on("removed", ({ conversation_id }) => {
       this.conversations.delete(conversation_id);
@@ -303,6 +332,7 @@ export class AppModel {
     this.phase = "ready";
     this.changed();
     this.presenceTimer = setInterval(() => void this.refreshPresence(), PRESENCE_REFRESH_MS);
+    this.privacyRead = this.loadPrivacy();
     void this.refreshList();
     void chat.me().then(
       (me) => {
@@ -338,7 +368,8 @@ export class AppModel {
   // ---- conversation list ----------------------------------------------------------
 
   sortedConversations(): ConversationSummary[] {
-    return [...this.conversations.values()].sort((a, b) => activityOf(b) - activityOf(a) || (b.last_message?.seq ?? 0) - (a.last_message?.seq ?? 0));
+    // A blocked user's direct conversation is off the list (the server's too, a moment later).
+    return [...this.conversations.values()].filter((c) => !this.hiddenByBlock(c)).sort((a, b) => activityOf(b) - activityOf(a) || (b.last_message?.seq ?? 0) - (a.last_message?.seq ?? 0));
   }
 
   private listRefresh: Promise<void> | null = null;
@@ -381,7 +412,11 @@ export class AppModel {
         if (!res.next_cursor) break;
         cursor = res.next_cursor;
       }
-      if (!cursor) for (const id of [...this.conversations.keys()]) if (!seen.has(id)) this.conversations.delete(id);
+      // A blocked user's conversation stays known (not listed): it may be on screen, and comes back on unblocking.
+      // Which ones those are is known once the block list is read.
+      await this.privacyRead;
+      if (chat !== this.chat) return;
+      if (!cursor) for (const [id, c] of [...this.conversations]) if (!seen.has(id) && !this.hiddenByBlock(c)) this.conversations.delete(id);
       this.listLoaded = true;
       this.changed();
       for (const c of this.conversations.values()) this.namesOf(c);
@@ -477,6 +512,92 @@ export class AppModel {
       if (peer) peers.add(peer);
     }
     for (const peer of peers) await this.presenceOf(peer);
+  }
+
+  // ---- privacy and blocks (CONTRACT.md section 17) -------------------------------------
+
+  /** describeError, with the people a server message names by their names. */
+  explain(err: unknown): string {
+    return describeError(err, (id) => {
+      const u = this.users.get(id);
+      return u ? u.display_name || `@${u.handle}` : "someone";
+    });
+  }
+
+  /** Reads the settings and the block list: at sign-in, and when the privacy panel opens. */
+  async loadPrivacy(): Promise<void> {
+    const chat = this.chat;
+    if (!chat) return;
+    try {
+      const [settings, blocks] = await Promise.all([chat.privacy.get(), chat.blocks.list()]);
+      if (chat !== this.chat) return;
+      this.privacy = settings;
+      this.blocked = new Map(blocks.map((b) => [b.user_id, b.created_at]));
+      for (const b of blocks) void this.user(b.user_id);
+      this.changed();
+    } catch (err) {
+      console.warn("edge-chat: could not read the privacy settings", err);
+    }
+  }
+
+  async setPrivacy(change: Partial<PrivacySettings>): Promise<void> {
+    const chat = this.need();
+    const settings = await chat.privacy.set(change);
+    if (chat !== this.chat) return;
+    this.privacy = settings;
+    this.changed();
+  }
+
+  isBlocked(userId: string | null): boolean {
+    return userId !== null && this.blocked.has(userId);
+  }
+
+  /** A direct conversation with a blocked user: known, but not on the list. */
+  private hiddenByBlock(c: Pick<Conversation, "type" | "members">): boolean {
+    return this.isBlocked(this.peerOf(c));
+  }
+
+  async block(userId: string): Promise<void> {
+    const chat = this.need();
+    await chat.blocks.add(userId);
+    this.blocked.set(userId, Date.now());
+    this.changed();
+    this.listChangedByBlock();
+  }
+
+  async unblock(userId: string): Promise<void> {
+    const chat = this.need();
+    await chat.blocks.remove(userId);
+    this.blocked.delete(userId);
+    this.changed();
+    this.listChangedByBlock();
+  }
+
+  /**
+   * The server takes the blocked user's direct conversation off the list (or puts it back),
+   * and the device stream does not say so: reload the list now, and once more a moment later,
+   * since the user's inbox applies the change just after the block's answer.
+   */
+  private listChangedByBlock(): void {
+    void this.refreshList();
+    this.later(1_000, () => void this.refreshList());
+  }
+
+  /** A request whose recipient has neither replied nor pressed Accept. */
+  isRequest(c: ConversationSummary): boolean {
+    return c.request && !this.accepted.has(c.conversation_id);
+  }
+
+  /**
+   * Accept: the contract has no such request — a request ends when its recipient sends a
+   * message (then the sender is their contact). Sending something in the user's name they did
+   * not write would be worse than nothing, so Accept only puts the banner and the list's
+   * "Request" tag away for this session; the chat view then focuses the composer for the reply
+   * that really accepts.
+   */
+  acceptRequest(id: string): void {
+    this.accepted.add(id);
+    this.changed();
   }
 
   // ---- starting conversations -------------------------------------------------------
@@ -614,6 +735,8 @@ export class AppModel {
       const newer = m.seq > (c.last_message?.seq ?? 0);
       if (newer) {
         c.last_message = m as ConversationSummary["last_message"];
+        // Section 17: a request ends when its recipient sends in it.
+        if (mine) c.request = false;
         if (!mine && counts(m) && m.seq > c.last_read_seq && !this.isReading(m.conversation_id)) c.unread_count++;
       }
     } else {
@@ -917,7 +1040,8 @@ export class AppModel {
     this.changed();
   }
 
-  private notice(word: string): void {
+  /** A short word at the bottom of the screen for a few seconds. */
+  notice(word: string): void {
     this.callNotice = word;
     this.changed();
     this.later(3_000, () => {

@@ -4,10 +4,11 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { decodeMediaContent, type ConversationSummary } from "@edge-chat/sdk";
 import { callLabel, shortWhen } from "./format";
 import { describeError } from "./model";
+import { PrivacyPanel } from "./privacy";
 import { currentPushState, disablePush, enablePush, type PushState } from "./push";
 import { Avatar, Icon, useModel } from "./ui";
 
-type Panel = "direct" | "group" | null;
+type Panel = "direct" | "group" | "privacy" | null;
 
 export function Sidebar(props: { onOpen: (id: string) => void }) {
   const model = useModel();
@@ -49,6 +50,17 @@ export function Sidebar(props: { onOpen: (id: string) => void }) {
           <Icon name="group" />
         </button>
         <PushToggle />
+        <button
+          class={`icon-button ${panel === "privacy" ? "active" : ""}`}
+          data-testid="privacy-open"
+          aria-label="Privacy and blocked users"
+          title="Privacy"
+          aria-expanded={panel === "privacy"}
+          aria-controls="privacy-panel"
+          onClick={() => setPanel(panel === "privacy" ? null : "privacy")}
+        >
+          <Icon name="shield" />
+        </button>
         <button class="icon-button" data-testid="logout" aria-label="Sign out" title="Sign out" onClick={() => void model.logout()}>
           <Icon name="logout" />
         </button>
@@ -74,6 +86,7 @@ export function Sidebar(props: { onOpen: (id: string) => void }) {
           }}
         />
       )}
+      {panel === "privacy" && <PrivacyPanel onClose={() => setPanel(null)} />}
       <ConversationList onOpen={props.onOpen} />
     </aside>
   );
@@ -90,6 +103,7 @@ function PanelForm(props: {
   submit: () => Promise<string | null>;
   children: (state: { busy: boolean; firstInput: Ref<HTMLInputElement> }) => ComponentChildren;
 }) {
+  const model = useModel();
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const firstInput = useRef<HTMLInputElement>(null);
@@ -106,7 +120,8 @@ function PanelForm(props: {
         try {
           props.onDone(await props.submit());
         } catch (err) {
-          setError(describeError(err));
+          // A 403 names who refused (section 17: add_to_groups): by their name, not their id.
+          setError(model.explain(err));
           setBusy(false);
         }
       }}
@@ -271,7 +286,8 @@ function ConversationItem(props: { c: ConversationSummary; open: boolean; onOpen
         ? `${c.members.length} members`
         : "No messages yet";
   const unread = c.unread_count;
-  const label = [title, online ? "online" : null, unread ? `${unread} unread` : null, preview].filter(Boolean).join(", ");
+  const request = model.isRequest(c);
+  const label = [title, request ? "message request" : null, online ? "online" : null, unread ? `${unread} unread` : null, preview].filter(Boolean).join(", ");
   return (
     <button
       class={`conversation ${props.open ? "open" : ""} ${unread ? "has-unread" : ""}`}
@@ -287,6 +303,11 @@ function ConversationItem(props: { c: ConversationSummary; open: boolean; onOpen
           <span class="conv-title" data-testid="conversation-title">
             {title}
           </span>
+          {request && (
+            <span class="tag" data-testid="request-tag" aria-hidden="true">
+              Request
+            </span>
+          )}
           {last && <time class="conv-time">{shortWhen(last.created_at)}</time>}
         </span>
         <span class="conv-bottom">

@@ -80,6 +80,13 @@ const ICONS: Record<string, ComponentChildren> = {
       <path d="M12 8v4.5l3 1.8" />
     </>
   ),
+  shield: <path d="M12 3l7.5 3v5.5c0 4.5-3.2 8.2-7.5 9.5-4.3-1.3-7.5-5-7.5-9.5V6L12 3z" />,
+  block: (
+    <>
+      <circle cx="12" cy="12" r="8.5" />
+      <path d="M6 6l12 12" />
+    </>
+  ),
   alert: (
     <>
       <circle cx="12" cy="12" r="9" />

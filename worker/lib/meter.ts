@@ -6,7 +6,7 @@
  * (locally the Worker and every object share one), so no call site changes; unset, nothing
  * is patched and nothing runs.
  */
-import type { MeterCounts } from "../../protocol/meter";
+import type { MeterCounts, SqlStatementCounts } from "../../protocol/meter";
 import { readVar, type Vars } from "../../shared/config";
 
 export type { MeterCounts };
@@ -23,6 +23,7 @@ const counts: MeterCounts = {
   d1Queries: 0,
   d1RowsRead: 0,
   d1RowsWritten: 0,
+  sqlByStatement: {},
 };
 
 export const METER_PATH = "/__bench/meter";
@@ -108,18 +109,35 @@ function patchD1(db: D1Database): void {
 }
 
 /** Cursors whose final row counts are read at the next statement (they are consumed by then). */
-let pending: { cursor: SqlStorageCursor<Record<string, SqlStorageValue>>; read: number; written: number }[] = [];
+let pending: { cursor: SqlStorageCursor<Record<string, SqlStorageValue>>; statement: SqlStatementCounts }[] = [];
 
 function harvestSql(): void {
   for (const p of pending) {
     try {
-      counts.sqlRowsRead += p.cursor.rowsRead - p.read;
-      counts.sqlRowsWritten += p.cursor.rowsWritten - p.written;
+      const read = p.cursor.rowsRead;
+      const written = p.cursor.rowsWritten;
+      counts.sqlRowsRead += read;
+      counts.sqlRowsWritten += written;
+      p.statement.read += read;
+      p.statement.written += written;
     } catch {
       // the object went away
     }
   }
   pending = [];
+}
+
+/** Statement texts seen so far, folded once each (the same few strings come back on every call). */
+const folded = new Map<string, SqlStatementCounts>();
+
+function statementCounts(query: string): SqlStatementCounts {
+  let entry = folded.get(query);
+  if (!entry) {
+    const key = query.replace(/\s+/g, " ").trim().slice(0, 120);
+    entry = counts.sqlByStatement![key] ??= { n: 0, read: 0, written: 0 };
+    folded.set(query, entry);
+  }
+  return entry;
 }
 
 let sqlPatched = false;
@@ -132,8 +150,10 @@ function patchSql(sql: SqlStorage): void {
   proto.exec = function (this: SqlStorage, query: string, ...bindings: unknown[]) {
     harvestSql();
     counts.sqlStatements += 1;
+    const statement = statementCounts(query);
+    statement.n += 1;
     const cursor = exec.call(this, query, ...bindings);
-    pending.push({ cursor, read: 0, written: 0 });
+    pending.push({ cursor, statement });
     return cursor;
   } as SqlStorage["exec"];
 }
