@@ -8,9 +8,9 @@
  * running call lives in the object's key-value storage only until it ends, so that a
  * ring outlives hibernation and the miss fires even if nobody is connected.
  */
-import type { ClientFrame } from "../protocol";
-import type { Caller } from "./schema";
-import { sendFrame } from "./schema";
+import { serialize, type CallEventContent, type CallNoticeFrame, type CallOutcome, type CallRelayFrame, type ClientFrame, type DeviceCallFrame } from "../protocol";
+import type { Caller } from "../shared/caller";
+import { sendFrame } from "./sockets";
 
 /** A ring not accepted within this long is missed (`CALL_RING_TIMEOUT_SECONDS`, 45). */
 export const RING_TIMEOUT_MS = 45_000;
@@ -20,7 +20,7 @@ export const MAX_CALL_PAYLOAD_BYTES = 16 * 1024;
 const MAX_CALL_MS = 12 * 3600_000;
 
 export type CallFrameIn = Extract<ClientFrame, { type: "call" }>;
-export type CallOutcome = "completed" | "missed" | "declined" | "cancelled";
+export type { CallOutcome };
 
 interface CallRecord {
   call_id: string;
@@ -38,7 +38,7 @@ export interface CallHost {
   sockets(tag?: string): WebSocket[];
   socketIdentity(ws: WebSocket): Caller;
   /** The ephemeral frame to each user's device sockets (and a push to those without one, for rings). */
-  ringDevices(userIds: string[], frame: Record<string, unknown>, exceptDevice?: string): Promise<void>;
+  ringDevices(userIds: string[], frame: DeviceCallFrame, exceptDevice?: string): Promise<void>;
   /** Stores the call's end as a message of kind "call", in the conversation's order. */
   storeCallEvent(caller: Caller, callId: string, content: string): Promise<void>;
   wakeAt(at: number): Promise<void>;
@@ -66,8 +66,8 @@ export class CallSignals {
     const now = Date.now();
     // As the contract says: the frame unchanged but for the sender's ids. Device sockets
     // carry every conversation, so what goes there also names this one.
-    const relayed = { ...frame, from_user_id: from.userId, from_device_id: from.deviceId };
-    const forDevices = (f: Record<string, unknown>) => ({ ...f, conversation_id: this.host.conversationId() });
+    const relayed: CallRelayFrame = { ...frame, from_user_id: from.userId, from_device_id: from.deviceId };
+    const forDevices = (f: CallRelayFrame | CallNoticeFrame): DeviceCallFrame => ({ ...f, conversation_id: this.host.conversationId() });
 
     switch (frame.action) {
       case "ring": {
@@ -88,7 +88,7 @@ export class CallSignals {
         if (from.userId === record.caller_user) return { code: "invalid_request", message: "the caller cannot answer their own call" };
         this.relay(ws, relayed, () => true);
         // The user's other devices stop ringing.
-        const elsewhere = { type: "call", call_id: frame.call_id, action: "answered_elsewhere" };
+        const elsewhere: CallNoticeFrame = { type: "call", call_id: frame.call_id, action: "answered_elsewhere" };
         for (const peer of this.host.sockets(from.userId)) if (peer !== ws) sendFrame(peer, elsewhere);
         await this.host.ringDevices([from.userId], forDevices(elsewhere), from.deviceId);
         if (frame.action === "accept") {
@@ -134,7 +134,7 @@ export class CallSignals {
         continue;
       }
       if (record.accepted_at === null) {
-        const missed = { type: "call", call_id: record.call_id, action: "missed" };
+        const missed: CallNoticeFrame = { type: "call", call_id: record.call_id, action: "missed" };
         for (const ws of this.host.sockets()) sendFrame(ws, missed);
         await this.host.ringDevices(this.host.activeMembers(), { ...missed, conversation_id: this.host.conversationId() });
         await this.end(record, "missed");
@@ -154,12 +154,12 @@ export class CallSignals {
       ended_at: Date.now(),
       outcome,
       ...(record.accepted_at !== null ? { answered_at: record.accepted_at } : {}),
-    });
+    } satisfies CallEventContent);
     await this.host.storeCallEvent({ userId: record.caller_user, deviceId: record.caller_device } as Caller, record.call_id, content);
   }
 
-  private relay(from: WebSocket, frame: Record<string, unknown>, to: (peer: Caller) => boolean): void {
-    const text = JSON.stringify(frame);
+  private relay(from: WebSocket, frame: CallRelayFrame, to: (peer: Caller) => boolean): void {
+    const text = serialize(frame);
     for (const ws of this.host.sockets()) {
       if (ws === from || ws.readyState !== WebSocket.OPEN) continue;
       if (to(this.host.socketIdentity(ws))) sendFrame(ws, text);

@@ -19,9 +19,17 @@ import {
   type ReceiptKind,
   type Role,
   type SendInput,
+  type ConversationServerFrame,
+  type DeviceCallFrame,
+  type Presence,
+  type PresenceFrame,
+  type TypingFrame,
+  errorFrame,
+  serialize,
 } from "../protocol";
-import { limits } from "../worker/lib/config";
-import { newId } from "../worker/lib/ids";
+import { limits } from "../shared/config";
+import { newId } from "../shared/ids";
+import { inboxStub } from "../shared/stubs";
 import { CallSignals, RING_TIMEOUT_MS } from "./calls";
 import { takeFrom, type Bucket } from "./rate-limit";
 import { ConversationStore, CONVERSATION_SCHEMA, type MemberRow } from "./conversation-store";
@@ -34,28 +42,19 @@ import { FanOut } from "./fanout";
 import { HistoryTiers, pageRange } from "./history-tiers";
 import { applyChange, type MessageChange } from "./message-changes";
 import { SendLeases } from "./send-leases";
-import type { Presence } from "./presence";
 import { PresenceWatch } from "./presence-watch";
-import { errorFrame, parseFrame } from "./frames";
+import { parseFrame } from "./frames";
+import { SocketHost } from "./socket-host";
 import { ConversationPrivacy, historyFloor, visibleMessages, visiblePage } from "./conversation-privacy";
 import { AudienceCache, maySeePresence, unknownFrame } from "./presence-audience";
 import { blocksBetween, recordContact, refusedGroupAdds } from "./privacy";
 import type { History } from "../protocol/privacy";
-import {
-  answerClose,
-  closeSocket,
-  firstExpiry,
-  json,
-  liveSockets,
-  upgradeCaller,
-  migrate,
-  sendFrame,
-  type Caller,
-  type SocketIdentity,
-} from "./schema";
+import { answerClose, closeSocket, firstExpiry, json, liveSockets, type SocketIdentity } from "./sockets";
+import { migrate } from "./migrate";
+import type { Caller } from "../shared/caller";
 
 const ringTimeoutMs = (env: Env) => {
-  const seconds = Number((env as unknown as Record<string, unknown>).CALL_RING_TIMEOUT_SECONDS);
+  const seconds = Number(env.CALL_RING_TIMEOUT_SECONDS);
   return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : RING_TIMEOUT_MS;
 };
 
@@ -96,11 +95,12 @@ export class Conversation extends DurableObject<Env> {
   private readonly media: MediaLedger;
   private readonly privacy: ConversationPrivacy;
   private readonly audience: AudienceCache;
-  private readonly limits = limits(this.env as unknown as Record<string, unknown>);
+  private readonly limits = limits(this.env);
+  private readonly host = new SocketHost<SocketState, ConversationServerFrame>(this.ctx, { isRevoked: (deviceId) => this.store.isRevoked(deviceId) });
   /** The object's one alarm: fan-out, typing, token expiry, calls, uploads and archive moves. */
   private readonly alarms = new AlarmScheduler(this.ctx.storage);
   private readonly sendTokens = new SendLeases(this.limits.sendRatePerMinute, (userId, want, giveBack) =>
-    this.env.INBOX.get(this.env.INBOX.idFromName(userId)).leaseSendTokens(want, giveBack),
+    inboxStub(this.env, userId).leaseSendTokens(want, giveBack),
   );
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -122,7 +122,7 @@ export class Conversation extends DurableObject<Env> {
       conversationId: () => this.store.info()!.id,
       activeMembers: () => this.store.activeMembers().map((m) => m.user_id),
       sockets: (tag) => this.sockets(tag),
-      socketIdentity: (ws) => ws.deserializeAttachment() as SocketState,
+      socketIdentity: (ws) => this.host.attachment(ws),
       ringDevices: (userIds, frame, exceptDevice) => this.ringDevices(userIds, frame, exceptDevice),
       storeCallEvent: (caller, callId, content) => this.storeCallEvent(caller, callId, content),
       wakeAt: (at) => this.alarms.wakeAt(at),
@@ -345,11 +345,11 @@ export class Conversation extends DurableObject<Env> {
     if (!frame || this.sockets().length === 0) return;
     const after = await this.audience.get(this.memberIds());
     for (const ws of this.sockets()) {
-      const viewer = (ws.deserializeAttachment() as SocketState).userId;
+      const viewer = this.host.attachment(ws).userId;
       const now = maySeePresence(after, userId, viewer);
       const was = before ? maySeePresence(before, userId, viewer) : !now;
-      if (now && !was) sendFrame(ws, frame);
-      else if (!now && was) sendFrame(ws, unknownFrame(userId));
+      if (now && !was) this.host.send(ws, frame);
+      else if (!now && was) this.host.send(ws, unknownFrame(userId));
     }
   }
 
@@ -374,11 +374,11 @@ export class Conversation extends DurableObject<Env> {
   }
 
   /** A presence frame to the sockets of those who may see it. */
-  private async broadcastPresence(frame: { type: "presence"; user_id: string }): Promise<void> {
+  private async broadcastPresence(frame: PresenceFrame): Promise<void> {
     const audience = await this.audience.get(this.memberIds());
-    const text = JSON.stringify(frame);
+    const text = serialize(frame);
     for (const ws of this.sockets()) {
-      if (maySeePresence(audience, frame.user_id, (ws.deserializeAttachment() as SocketState).userId)) sendFrame(ws, text);
+      if (maySeePresence(audience, frame.user_id, this.host.attachment(ws).userId)) this.host.send(ws, text);
     }
   }
 
@@ -518,7 +518,7 @@ export class Conversation extends DurableObject<Env> {
       return false;
     }
     // Who sees this user's presence may have changed (last_seen "contacts").
-    const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(userId));
+    const inbox = inboxStub(this.env, userId);
     this.ctx.waitUntil(inbox.privacyChanged(userId).catch(() => undefined));
     return true;
   }
@@ -652,17 +652,18 @@ export class Conversation extends DurableObject<Env> {
 
   /** The conversation socket; the Worker has authenticated the caller and forwards the upgrade. */
   override async fetch(request: Request): Promise<Response> {
-    const caller = upgradeCaller(request);
+    const caller = this.host.admit(request, {
+      refuse: (c) => {
+        const denied = this.checkMember(c.userId);
+        return denied ? json({ error: denied.error }, denied.error.code === "not_found" ? 404 : 403) : null;
+      },
+      open: (c) => this.ctx.getWebSockets(c.userId).length,
+      max: this.limits.maxSocketsPerUser,
+      limitMessage: `at most ${this.limits.maxSocketsPerUser} sockets per user on a conversation`,
+    });
     if (caller instanceof Response) return caller;
-    const denied = this.checkMember(caller.userId);
-    if (denied) return json({ error: denied.error }, denied.error.code === "not_found" ? 404 : 403);
-    if (this.store.isRevoked(caller.deviceId)) return json({ error: { code: "unauthorized", message: "device revoked" } }, 401);
-    if (this.ctx.getWebSockets(caller.userId).length >= this.limits.maxSocketsPerUser) {
-      const message = `at most ${this.limits.maxSocketsPerUser} sockets per user on a conversation`;
-      return json({ error: { code: "limit_exceeded", message } }, 422);
-    }
     const socketId = crypto.randomUUID();
-    const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(caller.userId));
+    const inbox = inboxStub(this.env, caller.userId);
     if (!(await inbox.claimConversationSocket(caller.userId, this.store.info()!.id, socketId, this.limits.maxConversationSocketsPerUser))) {
       const message = `at most ${this.limits.maxConversationSocketsPerUser} conversation sockets per user`;
       return json({ error: { code: "limit_exceeded", message } }, 422);
@@ -670,8 +671,7 @@ export class Conversation extends DurableObject<Env> {
 
     const pair = new WebSocketPair();
     const server = pair[1];
-    this.ctx.acceptWebSocket(server, [caller.userId, `d:${caller.deviceId}`]);
-    server.serializeAttachment({ ...caller, typingUntil: 0, socketId } satisfies SocketState);
+    this.host.accept(server, [caller.userId, `d:${caller.deviceId}`], { ...caller, typingUntil: 0, socketId });
     // Closed with 4401 by the alarm when the token expires, even if it never sends a frame.
     await this.alarms.wakeAt(caller.exp * 1000);
     this.ctx.waitUntil(this.greet(server));
@@ -684,8 +684,8 @@ export class Conversation extends DurableObject<Env> {
     await this.presence.ensure(this.store.info()!.id, members);
     const audience = await this.audience.get(members);
     if (liveSockets([ws]).length === 0) return;
-    const viewer = (ws.deserializeAttachment() as SocketState).userId;
-    for (const frame of this.presence.frames(members)) if (maySeePresence(audience, frame.user_id, viewer)) sendFrame(ws, frame);
+    const viewer = this.host.attachment(ws).userId;
+    for (const frame of this.presence.frames(members)) if (maySeePresence(audience, frame.user_id, viewer)) this.host.send(ws, frame);
   }
 
   private async announceNewMembers(): Promise<void> {
@@ -694,16 +694,12 @@ export class Conversation extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
-    const state = ws.deserializeAttachment() as SocketState;
-    if (state.exp * 1000 <= Date.now() || this.store.isRevoked(state.deviceId)) {
-      return closeSocket(ws, CLOSE_UNAUTHORIZED, "token expired or device revoked");
-    }
-    const member = this.store.activeMember(state.userId);
-    if (!member) return closeSocket(ws, CLOSE_FORBIDDEN, "not a member");
-
-    const parsed = parseFrame(data, this.limits.maxBodyBytes);
-    if ("error" in parsed) return sendFrame(ws, errorFrame(parsed.error, parsed.ref));
-    await this.onFrame(ws, state, parsed.frame, member);
+    await this.host.onMessage(ws, data, {
+      sender: (state) => this.store.activeMember(state.userId),
+      refusal: { code: CLOSE_FORBIDDEN, reason: "not a member" },
+      parse: (raw) => parseFrame(raw, this.limits.maxBodyBytes),
+      handle: (state, frame, member) => this.onFrame(ws, state, frame, member),
+    });
   }
 
   private async onFrame(ws: WebSocket, state: SocketState, frame: ClientFrame, member: MemberRow): Promise<void> {
@@ -711,32 +707,32 @@ export class Conversation extends DurableObject<Env> {
       case "send": {
         const { type: _, ...input } = frame;
         const result = await this.send(state, input, member);
-        if (!result.ok) return sendFrame(ws, errorFrame(result.error, frame.client_message_id));
-        sendFrame(ws, { type: "sent", client_message_id: frame.client_message_id, message: result.value });
+        if (!result.ok) return this.host.send(ws, errorFrame(result.error, frame.client_message_id));
+        this.host.send(ws, { type: "sent", client_message_id: frame.client_message_id, message: result.value });
         if (result.created) this.broadcast({ type: "message", message: result.value });
         return;
       }
       case "delivered":
       case "read": {
         const result = await this.mark(state, frame.type, frame.up_to_seq);
-        if (!result.ok) sendFrame(ws, errorFrame(result.error, null));
+        if (!result.ok) this.host.send(ws, errorFrame(result.error, null));
         return;
       }
       case "typing": {
         if (this.overRate(ws, state, "typing", this.limits.typingFramesPerMinute)) return;
         const typingUntil = frame.state === "start" ? Date.now() + TYPING_TTL_MS : 0;
-        ws.serializeAttachment({ ...state, typingUntil } satisfies SocketState);
+        this.host.setAttachment(ws, { ...state, typingUntil });
         this.broadcastTyping(ws, state, frame.state, typingUntil);
         if (typingUntil) await this.alarms.wakeAt(typingUntil);
         return;
       }
       case "ping":
         // Only reached when the frame's text differs from the auto-response's, e.g. extra spaces.
-        return sendFrame(ws, { type: "pong" });
+        return this.host.send(ws, { type: "pong" });
       case "call": {
         if (this.overRate(ws, state, "call", this.limits.callFramesPerMinute)) return;
         const refused = await this.calls.onFrame(ws, state, frame);
-        if (refused) sendFrame(ws, errorFrame(refused, null));
+        if (refused) this.host.send(ws, errorFrame(refused, null));
         return;
       }
       case "edit":
@@ -745,14 +741,14 @@ export class Conversation extends DurableObject<Env> {
         const change: MessageChange =
           frame.type === "edit" ? { kind: "edit", content: frame.content } : frame.type === "delete" ? { kind: "delete" } : { kind: "react", reaction: frame.reaction };
         const result = await this.changeMessage(state, frame.seq, change);
-        if (!result.ok) sendFrame(ws, errorFrame(result.error, frame.client_message_id ?? null));
+        if (!result.ok) this.host.send(ws, errorFrame(result.error, frame.client_message_id ?? null));
         return;
       }
     }
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    const state = ws.deserializeAttachment() as SocketState | null;
+    const state = this.host.attachmentIfAny(ws);
     if (state?.typingUntil && state.typingUntil > Date.now()) this.broadcastTyping(ws, state, "stop", 0);
     answerClose(ws, code);
     this.released(state);
@@ -762,13 +758,13 @@ export class Conversation extends DurableObject<Env> {
 
   override async webSocketError(ws: WebSocket): Promise<void> {
     closeSocket(ws, 1011, "error");
-    this.released(ws.deserializeAttachment() as SocketState | null);
+    this.released(this.host.attachmentIfAny(ws));
   }
 
   /** Tells the user's inbox that one of their conversation sockets is gone. */
   private released(state: SocketState | null): void {
     if (!state?.socketId) return;
-    const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(state.userId));
+    const inbox = inboxStub(this.env, state.userId);
     this.ctx.waitUntil(inbox.releaseConversationSocket(state.socketId).catch(() => undefined));
   }
 
@@ -777,7 +773,7 @@ export class Conversation extends DurableObject<Env> {
     return this.ctx
       .getWebSockets(userId)
       .filter((ws) => ws.readyState === WebSocket.OPEN)
-      .map((ws) => (ws.deserializeAttachment() as SocketState).socketId)
+      .map((ws) => this.host.attachment(ws).socketId)
       .filter((id): id is string => id !== undefined);
   }
 
@@ -791,9 +787,9 @@ export class Conversation extends DurableObject<Env> {
   private registerAlarmTasks(): void {
     this.alarms.register("sockets", (now) => {
       for (const ws of this.sockets()) {
-        const state = ws.deserializeAttachment() as SocketState;
+        const state = this.host.attachment(ws);
         if (state.typingUntil && state.typingUntil <= now) {
-          ws.serializeAttachment({ ...state, typingUntil: 0 } satisfies SocketState);
+          this.host.setAttachment(ws, { ...state, typingUntil: 0 });
           this.broadcastTyping(ws, state, "stop", 0);
         }
       }
@@ -808,9 +804,9 @@ export class Conversation extends DurableObject<Env> {
   }
 
   /** A call frame to members' device sockets, through their inboxes (which push a ring to devices without one). */
-  private async ringDevices(userIds: string[], frame: Record<string, unknown>, exceptDevice?: string): Promise<void> {
-    const text = JSON.stringify(frame);
-    await Promise.allSettled(userIds.map((u) => this.env.INBOX.get(this.env.INBOX.idFromName(u)).callFrame(u, text, exceptDevice ?? null)));
+  private async ringDevices(userIds: string[], frame: DeviceCallFrame, exceptDevice?: string): Promise<void> {
+    const text = serialize(frame);
+    await Promise.allSettled(userIds.map((u) => inboxStub(this.env, u).callFrame(u, text, exceptDevice ?? null)));
   }
 
   /** One `kind:"call"` event per call, in the conversation's order (idempotent by call id). */
@@ -835,26 +831,26 @@ export class Conversation extends DurableObject<Env> {
   private nextTypingExpiry(): number | null {
     let next: number | null = null;
     for (const ws of this.ctx.getWebSockets()) {
-      const until = (ws.deserializeAttachment() as SocketState).typingUntil;
+      const until = this.host.attachment(ws).typingUntil;
       if (until && (next === null || until < next)) next = until;
     }
     return next;
   }
 
   private broadcastTyping(from: WebSocket, who: Caller, state: "start" | "stop", expiresAt: number): void {
-    const frame = JSON.stringify({
+    const frame = serialize<TypingFrame>({
       type: "typing",
       user_id: who.userId,
       device_id: who.deviceId,
       state,
       ...(expiresAt ? { expires_at: expiresAt } : {}),
     });
-    for (const ws of this.sockets()) if (ws !== from) sendFrame(ws, frame);
+    for (const ws of this.sockets()) if (ws !== from) this.host.send(ws, frame);
   }
 
-  private broadcast(frame: unknown): void {
-    const text = JSON.stringify(frame);
-    for (const ws of this.sockets()) sendFrame(ws, text);
+  private broadcast(frame: ConversationServerFrame): void {
+    const text = serialize(frame);
+    for (const ws of this.sockets()) this.host.send(ws, text);
   }
 
   /**
@@ -865,10 +861,10 @@ export class Conversation extends DurableObject<Env> {
   private overRate(ws: WebSocket, state: SocketState, kind: "typing" | "call", perMinute: number): boolean {
     const { result, bucket } = takeFrom(state.buckets?.[kind], perMinute);
     state.buckets = { ...state.buckets, [kind]: bucket };
-    ws.serializeAttachment(state satisfies SocketState);
+    this.host.setAttachment(ws, state);
     if (result.ok) return false;
     const message = `too many ${kind} frames on this socket; dropped`;
-    sendFrame(ws, errorFrame({ code: "rate_limited", message, retryAfter: result.retryAfterSeconds }, null));
+    this.host.send(ws, errorFrame({ code: "rate_limited", message, retryAfter: result.retryAfterSeconds }, null));
     return true;
   }
 

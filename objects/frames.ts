@@ -1,10 +1,10 @@
-/** Parsing of client WebSocket frames, shared by both objects. */
+/** Parsing of client WebSocket frames: the conversation socket's and the device socket's. */
 import { ClientFrame, type ErrorBody } from "../protocol";
 
-export type ParsedFrame = { frame: ClientFrame } | { error: ErrorBody; ref: string | null };
+export type Parsed<T> = { frame: T } | { error: ErrorBody; ref: string | null };
 
-/** Parses one text frame with zod; a failure names the frame's client_message_id as `ref` when it has one. */
-export function parseFrame(data: string | ArrayBuffer, maxBytes: number): ParsedFrame {
+/** Parses one conversation socket frame with zod; a failure names the frame's client_message_id as `ref` when it has one. */
+export function parseFrame(data: string | ArrayBuffer, maxBytes: number): Parsed<ClientFrame> {
   if (typeof data !== "string") {
     return { error: { code: "invalid_request", message: "binary frames are not supported; send JSON text" }, ref: null };
   }
@@ -31,10 +31,16 @@ export function parseFrame(data: string | ArrayBuffer, maxBytes: number): Parsed
   return { frame: parsed.data };
 }
 
-export const errorFrame = (error: ErrorBody, ref: string | null) => ({
-  type: "error" as const,
-  code: error.code,
-  message: error.message,
-  ref,
-  ...(error.retryAfter !== undefined ? { retry_after: error.retryAfter } : {}),
-});
+/** The device socket takes only `ping` (the runtime answers the exact text itself; this is for any other spelling). */
+export function parseDeviceFrame(data: string | ArrayBuffer, maxBytes: number): Parsed<{ type: "ping" }> {
+  if (typeof data === "string" && data.length <= maxBytes) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(data);
+    } catch {
+      return { error: { code: "invalid_request", message: "frame is not valid JSON" }, ref: null };
+    }
+    if ((raw as { type?: unknown } | null)?.type === "ping") return { frame: { type: "ping" } };
+  }
+  return { error: { code: "invalid_request", message: "the device socket takes only ping frames" }, ref: null };
+}

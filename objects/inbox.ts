@@ -15,18 +15,28 @@ import {
   type FeedEvent,
   type Message,
   type Outcome,
+  type Presence,
+  type PushSubscriptionBody,
+  type DeviceCallFrame,
+  type DeviceEvent,
+  type DeviceServerFrame,
+  type Wire,
+  CursorParam,
 } from "../protocol";
-import { limits } from "../worker/lib/config";
+import { limits } from "../shared/config";
+import { conversationStub } from "../shared/stubs";
 import type { OwedEvent } from "./conversation-store";
 import { IDLE_INBOX_INTERVAL_MS } from "./fanout";
 import { AlarmScheduler } from "./scheduler";
-import { errorFrame } from "./frames";
 import { KEY_PACKAGES_LOW, KEY_PACKAGES_SCHEMA, KeyPackageStore, type ClaimedPackage, type VerifiedKeyPackage } from "./key-packages";
-import { PRESENCE_SCHEMA, PresenceTracker, type Presence } from "./presence";
-import { PUSH_OUTBOX_SCHEMA, PUSH_SCHEMA, PushSubscriptions, type PushJob, type PushSubscriptionBody } from "./push-subscriptions";
+import { PRESENCE_SCHEMA, PresenceTracker } from "./presence";
+import { PUSH_OUTBOX_SCHEMA, PUSH_SCHEMA, PushSubscriptions, type PushJob } from "./push-subscriptions";
 import { leaseTokens, RATE_LIMIT_SCHEMA, takeToken, type LeaseResult, type TakeResult } from "./rate-limit";
 import { INBOX_PRIVACY_SCHEMA, applyListFlags, LISTED } from "./inbox-privacy";
-import { answerClose, closeSocket, firstExpiry, json, liveSockets, upgradeCaller, migrate, sendFrame, type SocketIdentity } from "./schema";
+import { migrate } from "./migrate";
+import { answerClose, closeSocket, firstExpiry, json, liveSockets, type SocketIdentity } from "./sockets";
+import { parseDeviceFrame } from "./frames";
+import { SocketHost } from "./socket-host";
 
 const INBOX_SCHEMA = [
   `CREATE TABLE log (
@@ -100,13 +110,12 @@ export interface IngestAnswer {
   streaming: boolean;
 }
 
-/** `?since=` of the device socket. Cursors are opaque to clients; here they are the log's row ids. */
-export const CursorParam = z.string().regex(/^\d{1,15}$/).transform(Number);
 const ListCursor = z.tuple([z.number(), z.string()]);
 
 export class Inbox extends DurableObject<Env> {
   private readonly sql: SqlStorage;
-  private readonly limits = limits(this.env as unknown as Record<string, unknown>);
+  private readonly limits = limits(this.env);
+  private readonly host = new SocketHost<SocketIdentity, DeviceServerFrame>(this.ctx, { isRevoked: (deviceId) => this.isRevoked(deviceId) });
   /** The object's one alarm: token expiry, the presence grace period and push retries. */
   private readonly alarms = new AlarmScheduler(this.ctx.storage);
   private readonly presence: PresenceTracker;
@@ -239,15 +248,15 @@ export class Inbox extends DurableObject<Env> {
    * An ephemeral call frame (section 11) for this user's device sockets: no cursor, never
    * logged. A `ring` also goes as a Web Push to subscribed devices without a socket.
    */
-  async callFrame(userId: string, frame: string, exceptDeviceId: string | null): Promise<void> {
+  async callFrame(userId: string, frame: Wire<DeviceCallFrame>, exceptDeviceId: string | null): Promise<void> {
     const online = new Set<string>();
     for (const ws of this.ctx.getWebSockets()) {
       if (ws.readyState !== WebSocket.OPEN) continue;
-      const { deviceId, exp } = ws.deserializeAttachment() as SocketIdentity;
+      const { deviceId, exp } = this.host.attachment(ws);
       online.add(deviceId);
-      if (deviceId !== exceptDeviceId && exp * 1000 > Date.now()) sendFrame(ws, frame);
+      if (deviceId !== exceptDeviceId && exp * 1000 > Date.now()) this.host.send(ws, frame);
     }
-    const parsed = JSON.parse(frame) as { action?: string; call_id: string; conversation_id: string };
+    const parsed = JSON.parse(frame) as DeviceCallFrame;
     if (parsed.action !== "ring") return;
     const jobs = this.subscriptions.jobsFor(userId, online, { type: "call", conversation_id: parsed.conversation_id, call_id: parsed.call_id });
     if (jobs.length === 0) return;
@@ -302,7 +311,7 @@ export class Inbox extends DurableObject<Env> {
       const held = this.sql.exec<{ conversation_id: string }>("SELECT DISTINCT conversation_id FROM conversation_sockets").toArray();
       await Promise.all(
         held.map(async ({ conversation_id: id }) => {
-          const open = new Set(await this.env.CONVERSATION.get(this.env.CONVERSATION.idFromName(id)).openSocketIds(userId));
+          const open = new Set(await conversationStub(this.env, id).openSocketIds(userId));
           for (const row of this.sql.exec<{ socket_id: string }>("SELECT socket_id FROM conversation_sockets WHERE conversation_id = ?", id).toArray()) {
             if (!open.has(row.socket_id)) this.sql.exec("DELETE FROM conversation_sockets WHERE socket_id = ?", row.socket_id);
           }
@@ -336,7 +345,7 @@ export class Inbox extends DurableObject<Env> {
       )
       .toArray();
     if (recent.length === 0) return;
-    const asked = Promise.allSettled(recent.map((r) => this.env.CONVERSATION.get(this.env.CONVERSATION.idFromName(r.conversation_id)).flushTo(userId)));
+    const asked = Promise.allSettled(recent.map((r) => conversationStub(this.env, r.conversation_id).flushTo(userId)));
     // Never holds a connect up for long: what is not in by then streams live a moment later.
     await Promise.race([asked, new Promise((resolve) => setTimeout(resolve, 1_000))]);
   }
@@ -355,15 +364,16 @@ export class Inbox extends DurableObject<Env> {
 
   /** The device socket: replays the log after `since`, then streams. The Worker authenticated the caller. */
   override async fetch(request: Request): Promise<Response> {
-    const caller = upgradeCaller(request);
-    if (caller instanceof Response) return caller;
     const sinceParam = new URL(request.url).searchParams.get("since");
     const since = sinceParam === null ? null : CursorParam.safeParse(sinceParam);
-    if (since && !since.success) return json({ error: { code: "invalid_request", message: "since: not a cursor" } }, 400);
-    if (this.isRevoked(caller.deviceId)) return json({ error: { code: "unauthorized", message: "device revoked" } }, 401);
-    if (this.openDeviceSockets() >= this.limits.maxSocketsPerUser) {
-      return json({ error: { code: "limit_exceeded", message: `at most ${this.limits.maxSocketsPerUser} device sockets per user` } }, 422);
-    }
+    const caller = this.host.admit(request, {
+      refuse: () => (since && !since.success ? json({ error: { code: "invalid_request", message: "since: not a cursor" } }, 400) : null),
+      open: () => this.openDeviceSockets(),
+      max: this.limits.maxSocketsPerUser,
+      limitMessage: `at most ${this.limits.maxSocketsPerUser} device sockets per user`,
+    });
+    if (caller instanceof Response) return caller;
+    const cursor = since?.success ? since.data : null;
 
     // With no device socket open, conversations feed this inbox at most every
     // IDLE_INBOX_INTERVAL_MS: the ones active just now may still hold a batch back. It is
@@ -372,29 +382,21 @@ export class Inbox extends DurableObject<Env> {
 
     const pair = new WebSocketPair();
     const server = pair[1];
-    this.ctx.acceptWebSocket(server, [`d:${caller.deviceId}`]);
-    server.serializeAttachment(caller satisfies SocketIdentity);
+    this.host.accept(server, [`d:${caller.deviceId}`], caller);
     // Closed with 4401 by the alarm when the token expires, even if it never sends a frame.
     await this.alarms.wakeAt(caller.exp * 1000);
     // No await between here and the last replayed frame: nothing can be appended in between.
-    if (since) this.replay(server, since.data);
+    if (cursor !== null) this.replay(server, cursor);
     this.ctx.waitUntil(this.presence.deviceOpened(caller.userId));
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
-    const state = ws.deserializeAttachment() as SocketIdentity;
-    if (state.exp * 1000 <= Date.now() || this.isRevoked(state.deviceId)) {
-      return closeSocket(ws, CLOSE_UNAUTHORIZED, "token expired or device revoked");
-    }
-    if (typeof data === "string" && data.length <= this.limits.maxBodyBytes) {
-      try {
-        if ((JSON.parse(data) as { type?: unknown })?.type === "ping") return sendFrame(ws, { type: "pong" });
-      } catch {
-        return sendFrame(ws, errorFrame({ code: "invalid_request", message: "frame is not valid JSON" }, null));
-      }
-    }
-    sendFrame(ws, errorFrame({ code: "invalid_request", message: "the device socket takes only ping frames" }, null));
+    await this.host.onMessage(ws, data, {
+      sender: (state) => state,
+      parse: (raw) => parseDeviceFrame(raw, this.limits.maxBodyBytes),
+      handle: async () => this.host.send(ws, { type: "pong" }),
+    });
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
@@ -450,14 +452,14 @@ export class Inbox extends DurableObject<Env> {
       this.ctx
         .getWebSockets()
         .filter((ws) => ws.readyState === WebSocket.OPEN)
-        .map((ws) => (ws.deserializeAttachment() as SocketIdentity).deviceId),
+        .map((ws) => this.host.attachment(ws).deviceId),
     );
     const media = newest.kind === "media" ? { kind: "media" as const } : {};
     return this.subscriptions.jobsFor(userId, online, { type: "message", conversation_id: newest.conversation_id, seq: newest.seq, ...media });
   }
 
   private replay(ws: WebSocket, since: number): void {
-    const { deviceId } = ws.deserializeAttachment() as SocketIdentity;
+    const { deviceId } = this.host.attachment(ws);
     let from = since;
     for (;;) {
       const rows = this.sql
@@ -468,7 +470,7 @@ export class Inbox extends DurableObject<Env> {
           REPLAY_PAGE,
         )
         .toArray();
-      for (const row of rows) sendFrame(ws, deviceFrame(row));
+      for (const row of rows) this.host.send(ws, deviceFrame(row));
       if (rows.length < REPLAY_PAGE) return;
       from = rows.at(-1)!.cursor;
     }
@@ -479,7 +481,7 @@ export class Inbox extends DurableObject<Env> {
     const sockets = row.device_id === null ? (all ?? this.ctx.getWebSockets()) : this.ctx.getWebSockets(`d:${row.device_id}`);
     if (sockets.length === 0) return;
     const frame = deviceFrame(row);
-    for (const ws of liveSockets(sockets)) sendFrame(ws, frame);
+    for (const ws of liveSockets(sockets)) this.host.send(ws, frame);
   }
 
   /**
@@ -674,13 +676,17 @@ export class Inbox extends DurableObject<Env> {
   }
 }
 
-/** `{"type", "cursor", ...}`: the stored event with its cursor spliced in after the type. */
-function deviceFrame(row: LogRow): string {
+/**
+ * `{"type", "cursor", ...}`: the stored event with its cursor spliced in after the type.
+ * The log holds only events written from typed values (appendAll, appendForDevice), so the
+ * text is a DeviceEvent's.
+ */
+function deviceFrame(row: LogRow): Wire<DeviceEvent> {
   // Stored events are written type first: splice the cursor in after it rather than parse and re-encode.
   const head = /^\{"type":"[a-z_]+"(?=[,}])/.exec(row.event)?.[0];
-  if (head) return `${head},"cursor":"${row.cursor}"${row.event.slice(head.length)}`;
-  const { type, ...rest } = JSON.parse(row.event) as FeedEvent;
-  return JSON.stringify({ type, cursor: String(row.cursor), ...rest });
+  if (head) return `${head},"cursor":"${row.cursor}"${row.event.slice(head.length)}` as Wire<DeviceEvent>;
+  const { type, ...rest } = JSON.parse(row.event) as FeedEvent | DeviceOnlyEvent;
+  return JSON.stringify({ type, cursor: String(row.cursor), ...rest }) as Wire<DeviceEvent>;
 }
 
 const encodeCursor = (value: unknown) => btoa(JSON.stringify(value)).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");

@@ -8,7 +8,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { RATE_LIMIT_SCHEMA, refundToken, takeToken, type TakeResult } from "./rate-limit";
 import { AlarmScheduler } from "./scheduler";
-import { migrate } from "./schema";
+import { migrate } from "./migrate";
 
 const BUCKET = "bucket";
 /** A bucket untouched this long has refilled completely (capacities are per minute). */

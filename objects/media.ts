@@ -10,7 +10,7 @@
  * and `sweep` deletes the R2 side first and the row last, so a failure retries from the alarm.
  */
 import { fail, ok, type MediaInfo, type Outcome } from "../protocol";
-import type { Caller } from "./schema";
+import type { Caller } from "../shared/caller";
 
 /** Appended to the Conversation object's schema steps (objects/conversation-store.ts). */
 export const MEDIA_SCHEMA = [

@@ -5,8 +5,8 @@
  * a new contact), which drops the cache at once; it is also never kept longer than
  * AUDIENCE_TTL_MS, in case such a notice was lost, nor across a change of members.
  */
-import { maySeePresence, presenceAudience, UNKNOWN_PRESENCE, type PresenceAudience } from "./privacy";
-import type { Presence } from "./presence";
+import { UNKNOWN_PRESENCE, type PresenceFrame } from "../protocol";
+import { maySeePresence, presenceAudience, type PresenceAudience } from "./privacy";
 
 export const AUDIENCE_TTL_MS = 60_000;
 
@@ -45,12 +45,11 @@ export class AudienceCache {
   }
 }
 
-export { maySeePresence, UNKNOWN_PRESENCE };
+export { maySeePresence };
 
 /** A presence frame as `viewer` may see it: the real one, or null when it is hidden from them. */
 export function presenceFor(audience: PresenceAudience, viewer: string, frame: { user_id: string }): typeof frame | null {
   return maySeePresence(audience, frame.user_id, viewer) ? frame : null;
 }
 
-export const unknownFrame = (userId: string) => ({ type: "presence" as const, user_id: userId, ...UNKNOWN_PRESENCE });
-export type { Presence };
+export const unknownFrame = (userId: string): PresenceFrame => ({ type: "presence", user_id: userId, ...UNKNOWN_PRESENCE });

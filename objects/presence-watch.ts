@@ -3,12 +3,8 @@
  * its members' inboxes and caches what they report, so a socket that opens is told every
  * member's presence without asking them all again.
  */
-import type { Presence } from "./presence";
-
-export interface PresenceFrame extends Presence {
-  type: "presence";
-  user_id: string;
-}
+import { inboxStub } from "../shared/stubs";
+import type { Presence, PresenceFrame } from "../protocol";
 
 interface CacheRow extends Record<string, SqlStorageValue> {
   user_id: string;
@@ -70,7 +66,7 @@ export class PresenceWatch {
       await Promise.all(
         missing.slice(i, i + PARALLEL).map(async (userId) => {
           try {
-            const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(userId));
+            const inbox = inboxStub(this.env, userId);
             added.push(this.update(userId, await inbox.watchPresence(conversationId)));
           } catch (err) {
             console.warn(`presence watch of ${userId} failed`, err);

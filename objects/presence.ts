@@ -9,15 +9,10 @@
  * conversation socket is open there, and a conversation that no longer has open sockets
  * says so and is dropped.
  */
+import type { Presence } from "../protocol";
 import type { AlarmScheduler } from "./scheduler";
 
 export const PRESENCE_GRACE_MS = 5_000;
-
-export interface Presence {
-  status: "online" | "offline";
-  /** When the user's last device socket closed; null if never online. */
-  last_seen: number | null;
-}
 
 export const PRESENCE_SCHEMA = `
   CREATE TABLE presence (

@@ -97,8 +97,6 @@ export function maySeePresence(audience: PresenceAudience, subject: string, view
   return setting === "everyone" || (setting === "contacts" && audience.contacts.has(`${subject} ${viewer}`));
 }
 
-/** What a viewer who may not see a user's presence is told instead. */
-export const UNKNOWN_PRESENCE = { status: "unknown", last_seen: null } as const;
 
 // ---- blocks ------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
  * Web Push subscriptions, one per device, kept in the user's Inbox object, and the jobs
  * the Inbox puts on the push queue for devices that have no device socket open.
  */
-import { z } from "zod";
+import type { PushPayload, PushSubscriptionBody } from "../protocol";
 import type { AlarmScheduler } from "./scheduler";
 
 export const PUSH_SCHEMA = `
@@ -21,22 +21,12 @@ export const PUSH_OUTBOX_SCHEMA = `
 const QUEUE_BATCH = 50;
 const RETRY_MS = 5_000;
 
-const base64url = z.string().regex(/^[A-Za-z0-9_-]+={0,2}$/, "must be base64url");
-
-/** A browser's PushSubscription JSON (extra fields such as expirationTime are ignored). */
-export const PushSubscriptionBody = z.object({
-  endpoint: z.string().url().max(2048),
-  keys: z.object({ p256dh: base64url.max(256), auth: base64url.max(64) }),
-});
-export type PushSubscriptionBody = z.infer<typeof PushSubscriptionBody>;
-
 /** One notification for one device: never the content, only where to fetch it from. */
 export interface PushJob {
   userId: string;
   deviceId: string;
   subscription: PushSubscriptionBody;
-  /** `kind: "media"` for media messages only (the app says "sent a file"); never the content. */
-  payload: { type: "message"; conversation_id: string; seq: number; kind?: "media" } | { type: "call"; conversation_id: string; call_id: string };
+  payload: PushPayload;
 }
 
 interface Row extends Record<string, SqlStorageValue> {

@@ -6,8 +6,10 @@
 import { z } from "zod";
 
 export * from "./errors";
+export * from "./frames";
 export * from "./media";
 export * from "./privacy";
+export * from "./push";
 import { HISTORIES, type History } from "./privacy";
 
 /** The kinds a client may send. */
@@ -133,6 +135,9 @@ export const HistoryQuery = z
   });
 export type HistoryQuery = z.infer<typeof HistoryQuery>;
 
+/** `?since=` of the device socket. Cursors are opaque to clients; the server's are its inbox log's row ids. */
+export const CursorParam = z.string().regex(/^\d{1,15}$/).transform(Number);
+
 export const ListQuery = z.object({
   limit: intParam.pipe(z.number().min(1).max(200)).optional().describe("1 to 200, default 50"),
   cursor: z.string().max(512).optional(),
@@ -209,17 +214,7 @@ export const ClientFrame = z.discriminatedUnion("type", [
 ]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
 
-// ---- Conversation socket: server → client -----------------------------------
-
-export type ConversationServerFrame =
-  | { type: "sent"; client_message_id: string; message: Message }
-  | { type: "message"; message: Message }
-  | { type: "message_updated"; message: Message }
-  | { type: "receipt"; conversation_id: string; user_id: string; kind: ReceiptKind; up_to_seq: number }
-  | { type: "typing"; user_id: string; device_id: string; state: "start" | "stop"; expires_at?: number }
-  | { type: "pong" }
-  | { type: "error"; code: string; message: string; ref: string | null }
-  | ({ type: "call"; from_user_id: string; from_device_id: string } & Record<string, unknown>);
+// Conversation socket, server → client: protocol/frames.ts.
 
 // ---- Device socket: server → client -----------------------------------------
 

@@ -8,8 +8,7 @@
  * carry these.
  */
 import { z } from "zod";
-import type { Presence } from "../objects/presence";
-import type { Conversation, ConversationSummary, ErrorCode, MediaInfo, Member, Message, UploadStarted } from "./index";
+import type { Conversation, ConversationSummary, ErrorCode, MediaInfo, Member, Message, Presence, UploadStarted } from "./index";
 import { ENCRYPTIONS, ERROR_STATUS, HISTORIES, STORED_MESSAGE_KINDS } from "./index";
 
 const seq = z.number().int().nonnegative();

@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import { Health } from "../protocol/responses";
 import { ApiError, toErrorResponse } from "./errors";
 import { describeRoute, json, PUBLIC } from "./openapi/describe";
-import { limits } from "./lib/config";
+import { limits, readVar, type Vars } from "../shared/config";
 import { tokenSecretProblem } from "./lib/token";
 import { openApiDocument } from "./openapi/document";
 import { accounts } from "./routes/accounts";
@@ -26,8 +26,8 @@ export const app = new Hono<AppEnv>().basePath("/v1");
  * hijacking). That is meant for local runs (`npm start` sets PUSH_ALLOW_LOOPBACK_HTTP);
  * anywhere else it is a deployment mistake, said loudly.
  */
-export function originsWarning(env: Partial<Record<string, unknown>>): string | null {
-  if (limits(env).allowedOrigins.length > 0 || env.PUSH_ALLOW_LOOPBACK_HTTP === "true") return null;
+export function originsWarning(env: Vars): string | null {
+  if (limits(env).allowedOrigins.length > 0 || readVar(env, "PUSH_ALLOW_LOOPBACK_HTTP") === "true") return null;
   return (
     "WARNING: ALLOWED_ORIGINS is empty, so pages of any origin may open WebSockets here " +
     "(no protection against cross-site WebSocket hijacking). Set ALLOWED_ORIGINS in wrangler.toml [vars] to your app's origins before deploying."
@@ -57,7 +57,7 @@ let originsChecked = false;
 app.use("*", async (c, next) => {
   if (!originsChecked) {
     originsChecked = true;
-    const warning = originsWarning(c.env as unknown as Record<string, unknown>);
+    const warning = originsWarning(c.env);
     if (warning) console.warn(warning);
   }
   await next();

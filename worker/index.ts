@@ -13,7 +13,7 @@ export { Conversation, Inbox, Limiter, SocketTicket };
 /** The bench's metering (worker/lib/meter.ts): off unless BENCH_METER is "1". */
 function metered(env: Env): boolean {
   if (!meterEnabled(env)) return false;
-  installMeter(env as unknown as Record<string, unknown>, [Conversation, Inbox, Limiter, SocketTicket]);
+  installMeter(env, [Conversation, Inbox, Limiter, SocketTicket]);
   countInvocation();
   return true;
 }

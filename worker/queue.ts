@@ -3,8 +3,8 @@
  * names the same conversation and seq, and shares a Topic, so the device shows it once.
  */
 import type { PushJob } from "../objects/push-subscriptions";
-import { pushConfig } from "./lib/config";
-import { inboxStub } from "./lib/stubs";
+import { pushConfig } from "./push/config";
+import { inboxStub } from "../shared/stubs";
 import { buildPushRequest, pushOutcome, WebPushError } from "./push";
 
 /** How long a push service keeps a notification for a device that is offline. */

@@ -1,9 +1,6 @@
-import type { Caller } from "../objects/schema";
+import type { TokenCaller } from "../shared/caller";
 
-/** An authenticated request's identity, set by the auth middleware. */
-export interface Auth extends Caller {
-  /** Token expiry, seconds since the epoch. */
-  exp: number;
-}
+/** An authenticated request's identity, set by the auth middleware; `exp` is the token's expiry. */
+export type Auth = TokenCaller;
 
 export type AppEnv = { Bindings: Env; Variables: { auth: Auth } };

@@ -13,7 +13,7 @@
  * The baseline has no accounts: its sockets carry the same user/device ids in the URL.
  */
 import { pbkdf2Sync, randomBytes } from "node:crypto";
-import { newId } from "../../worker/lib/ids.ts";
+import { newId } from "../../shared/ids.ts";
 import { SignJWT } from "jose";
 import type { ServerHandle } from "./server.ts";
 import { inParallel } from "./util.ts";

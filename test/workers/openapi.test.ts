@@ -1,8 +1,7 @@
 /** GET /v1/openapi.json: CONTRACT.md section 15. Structural checks of OpenAPI 3.1, written out here. */
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { PushSubscriptionBody } from "../../objects/push-subscriptions";
-import { AddMembersBody, BeginUploadBody, CreateConversationBody, ERROR_STATUS, LoginBody, MarkerBody, RegisterBody, SendBody } from "../../protocol";
+import { AddMembersBody, BeginUploadBody, CreateConversationBody, ERROR_STATUS, LoginBody, MarkerBody, PushSubscriptionBody, RegisterBody, SendBody } from "../../protocol";
 import { app } from "../../worker/app";
 import { eventually } from "./api-helpers";
 import { call, group, register, send } from "./helpers";

@@ -9,6 +9,7 @@
  * expire, and a user reconnecting calls does not mint a new set each time.
  */
 import { z } from "zod";
+import { readVar, type Vars } from "../../shared/config";
 
 export interface IceServer {
   urls: string | string[];
@@ -45,8 +46,8 @@ const STATIC_TTL_SECONDS = 86_400;
 
 export class IceConfigError extends Error {}
 
-export function iceConfig(env: Partial<Record<string, unknown>>): IceConfig {
-  const s = (k: string) => (typeof env[k] === "string" && env[k] !== "" ? (env[k] as string) : undefined);
+export function iceConfig(env: Vars): IceConfig {
+  const s = (k: keyof Vars) => readVar(env, k) || undefined;
   let staticServers = DEFAULT_ICE_SERVERS;
   const raw = s("ICE_SERVERS");
   if (raw) {

@@ -3,11 +3,11 @@ import type { Context } from "hono";
 import type { z } from "zod";
 import { ApiError, invalid } from "../errors";
 import type { AppEnv } from "../types";
-import { limits } from "./config";
+import { limits } from "../../shared/config";
 
 /** `maxBytes` overrides the body limit for routes that need more (MLS commits). */
 export async function readJson<S extends z.ZodType>(c: Context<AppEnv>, schema: S, maxBytes?: number): Promise<z.infer<S>> {
-  const max = maxBytes ?? limits(c.env as unknown as Record<string, unknown>).maxBodyBytes;
+  const max = maxBytes ?? limits(c.env).maxBodyBytes;
   const bytes = await readCapped(c.req.raw, max);
   // A JSON body only as application/json: a form or text/plain body (what a cross-site form
   // can send without a preflight) is refused whatever it contains.

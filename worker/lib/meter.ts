@@ -7,6 +7,7 @@
  * is patched and nothing runs.
  */
 import type { MeterCounts, SqlStatementCounts } from "../../protocol/meter";
+import { readVar, type Vars } from "../../shared/config";
 
 export type { MeterCounts };
 
@@ -27,7 +28,7 @@ const counts: MeterCounts = {
 
 export const METER_PATH = "/__bench/meter";
 
-export const meterEnabled = (env: unknown): boolean => (env as Record<string, unknown>).BENCH_METER === "1";
+export const meterEnabled = (env: Vars): boolean => readVar(env, "BENCH_METER") === "1";
 
 export function meterSnapshot(): MeterCounts {
   harvestSql();
@@ -37,13 +38,13 @@ export function meterSnapshot(): MeterCounts {
 let installed = false;
 
 /** Patches the bindings' prototypes (stubs, D1) and the object classes, once. */
-export function installMeter(env: Record<string, unknown>, objectClasses: { prototype: object }[]): void {
+export function installMeter(env: Env, objectClasses: { prototype: object }[]): void {
   if (installed) return;
   installed = true;
   for (const binding of Object.values(env)) {
     if (binding && typeof binding === "object" && "idFromName" in binding && "get" in binding) patchNamespace(binding);
   }
-  const db = env.DB as D1Database | undefined;
+  const db: D1Database | undefined = env.DB;
   if (db) patchD1(db);
   for (const cls of objectClasses) patchObjectClass(cls.prototype as Record<string, unknown>);
 }

@@ -3,17 +3,17 @@ import { and, eq, isNull } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { conversationIdsOf, directory, liveDeviceCount, shareConversation } from "../../objects/directory";
-import { LoginBody, RegisterBody } from "../../protocol";
+import { LoginBody, RegisterBody, UNKNOWN_PRESENCE } from "../../protocol";
 import { DeviceSession, Me, PublicUser, VisiblePresenceSchema } from "../../protocol/responses";
-import { maySeePresence, presenceAudience, UNKNOWN_PRESENCE } from "../../objects/privacy";
+import { maySeePresence, presenceAudience } from "../../objects/privacy";
 import { devices, users } from "../../schema/schema";
 import { ApiError } from "../errors";
 import { parse, readJson } from "../lib/body";
-import { limits } from "../lib/config";
-import { newId } from "../lib/ids";
+import { limits } from "../../shared/config";
+import { newId } from "../../shared/ids";
 import { clientAddress, limit, refund } from "../lib/rate";
 import { DUMMY_HASH, hashPassword, verifyPassword } from "../lib/password";
-import { conversationStub, inboxStub } from "../lib/stubs";
+import { conversationStub, inboxStub } from "../../shared/stubs";
 import { issueToken } from "../lib/token";
 import { requireAuth } from "../middleware/auth";
 import { describeRoute, errors, json, jsonBody, PUBLIC, pathParameter, queryParameters } from "../openapi/describe";
@@ -24,7 +24,7 @@ export const accounts = new Hono<AppEnv>();
 async function newDevice(env: Env, userId: string, name: string | null) {
   const deviceId = newId("d");
   await directory(env.DB).insert(devices).values({ id: deviceId, userId, name, createdAt: Date.now() });
-  const ttl = limits(env as unknown as Record<string, unknown>).tokenTtlSeconds;
+  const ttl = limits(env).tokenTtlSeconds;
   return { user_id: userId, device_id: deviceId, token: await issueToken(env.TOKEN_SECRET, userId, deviceId, ttl) };
 }
 
@@ -38,7 +38,7 @@ const registerDoc = describeRoute({
 });
 accounts.post("/auth/register", registerDoc, async (c) => {
   const body = await readJson(c, RegisterBody);
-  const perMinute = limits(c.env as unknown as Record<string, unknown>).registrationsPerMinute;
+  const perMinute = limits(c.env).registrationsPerMinute;
   await limit(c.env, "registrations from this address", perMinute, [`register:addr:${clientAddress(c.req.raw)}`]);
   const dir = directory(c.env.DB);
   const userId = newId("u");
@@ -70,14 +70,14 @@ accounts.post("/auth/login", loginDoc, async (c) => {
   const body = await readJson(c, LoginBody);
   // Every attempt takes a token up front (so parallel guesses cannot all pass a check) and a
   // successful one gives it back: what the buckets count is failed logins.
-  const perMinute = limits(c.env as unknown as Record<string, unknown>).loginFailuresPerMinute;
+  const perMinute = limits(c.env).loginFailuresPerMinute;
   const buckets = [`login:handle:${body.handle.slice(0, 64)}`, `login:addr:${clientAddress(c.req.raw)}`];
   await limit(c.env, "failed logins", perMinute, buckets);
   const [user] = await directory(c.env.DB).select().from(users).where(eq(users.handle, body.handle));
   const valid = await verifyPassword(body.password, user?.passwordHash ?? DUMMY_HASH);
   if (!user || !valid) throw new ApiError("unauthorized", "wrong handle or password");
   await refund(c.env, perMinute, buckets);
-  const maxDevices = limits(c.env as unknown as Record<string, unknown>).maxDevicesPerUser;
+  const maxDevices = limits(c.env).maxDevicesPerUser;
   if ((await liveDeviceCount(directory(c.env.DB), user.id)) >= maxDevices) {
     throw new ApiError("limit_exceeded", `at most ${maxDevices} devices per user; delete one (DELETE /v1/devices/{device_id}) first`);
   }
@@ -161,7 +161,7 @@ const findUserDoc = describeRoute({
 });
 accounts.get("/users", findUserDoc, requireAuth(), async (c) => {
   const { handle } = parse(UserQuery, c.req.query());
-  const perMinute = limits(c.env as unknown as Record<string, unknown>).userLookupsPerMinute;
+  const perMinute = limits(c.env).userLookupsPerMinute;
   await limit(c.env, "user look-ups", perMinute, [`lookup:user:${c.get("auth").userId}`]);
   const [user] = await directory(c.env.DB).select().from(users).where(eq(users.handle, handle));
   if (!user) throw new ApiError("not_found", "no such user");

@@ -29,7 +29,7 @@ const iceDoc = describeRoute({
 });
 
 calls.get("/calls/ice-servers", iceDoc, requireAuth(), async (c) => {
-  const config = iceConfig(c.env as unknown as Record<string, unknown>);
+  const config = iceConfig(c.env);
   try {
     return c.json(await iceServersFor(c.get("auth").userId, config));
   } catch (err) {

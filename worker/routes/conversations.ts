@@ -4,11 +4,11 @@ import { AddMembersBody, CreateConversationBody, HistoryQuery, ListQuery, Marker
 import { ConversationPage, ConversationSchema, HistoryPage, MessageSchema } from "../../protocol/responses";
 import { ApiError, unwrap } from "../errors";
 import { parse, readJson } from "../lib/body";
-import { limits } from "../lib/config";
-import { directConversationId, directKey, newId } from "../lib/ids";
+import { limits } from "../../shared/config";
+import { directConversationId, directKey, newId } from "../../shared/ids";
 import { limit } from "../lib/rate";
 import { memberConversation } from "../lib/membership";
-import { conversationStub, inboxStub } from "../lib/stubs";
+import { conversationStub, inboxStub } from "../../shared/stubs";
 import { requireAuth } from "../middleware/auth";
 import { describeRoute, errors, json, jsonBody, pathParameter, queryParameters } from "../openapi/describe";
 import type { AppEnv } from "../types";
@@ -48,7 +48,7 @@ const createDoc = describeRoute({
 conversations.post("/conversations", createDoc, async (c) => {
   const body = await readJson(c, CreateConversationBody);
   const { userId } = c.get("auth");
-  const config = limits(c.env as unknown as Record<string, unknown>);
+  const config = limits(c.env);
   await limit(c.env, "conversations created", config.conversationsPerMinute, [`conversations:user:${userId}`]);
   const others = body.type === "direct" ? [body.peer] : [...new Set(body.members)].filter((id) => id !== userId);
   if (others.length > 0) await limit(c.env, "members added", config.membersAddedPerMinute, [`members:user:${userId}`], others.length);
@@ -121,7 +121,7 @@ const addMembersDoc = describeRoute({
 conversations.post("/conversations/:id/members", addMembersDoc, async (c) => {
   const id = await conversationId(c);
   const body = await readJson(c, AddMembersBody);
-  const perMinute = limits(c.env as unknown as Record<string, unknown>).membersAddedPerMinute;
+  const perMinute = limits(c.env).membersAddedPerMinute;
   await limit(c.env, "members added", perMinute, [`members:user:${c.get("auth").userId}`], new Set(body.user_ids).size);
   return c.json(unwrap(await conversationStub(c.env, id).addMembers(c.get("auth"), body.user_ids)));
 });

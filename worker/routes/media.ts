@@ -10,11 +10,11 @@ import { BeginUploadBody, ContentType, MEDIA_ID_PATTERN, UPLOAD_ID_PATTERN, type
 import { MediaSchema, PartStored, UploadStartedSchema } from "../../protocol/responses";
 import { ApiError, unwrap } from "../errors";
 import { parse, readJson } from "../lib/body";
-import { limits } from "../lib/config";
-import { newId } from "../lib/ids";
+import { limits } from "../../shared/config";
+import { newId } from "../../shared/ids";
 import { declaredLength, guardBody, lengthMismatch, mediaHeaders, noneMatchHits, parseRange, sha256Of } from "../lib/media";
 import { memberConversation } from "../lib/membership";
-import { conversationStub } from "../lib/stubs";
+import { conversationStub } from "../../shared/stubs";
 import { authOnce } from "../middleware/auth";
 import { describeRoute, errors, json, jsonBody, pathParameter } from "../openapi/describe";
 import type { AppEnv } from "../types";
@@ -23,7 +23,7 @@ export const media = new Hono<AppEnv>();
 media.use("/conversations/:id/media", authOnce);
 media.use("/conversations/:id/media/*", authOnce);
 
-const config = (env: Env) => limits(env as unknown as Record<string, unknown>);
+const config = (env: Env) => limits(env);
 const member = (c: Context<AppEnv>) => memberConversation(c.env, c.req.param("id") ?? "", c.get("auth").userId);
 
 const uploadId = (c: Context<AppEnv>): string => {

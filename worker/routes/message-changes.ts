@@ -7,7 +7,7 @@ import type { MessageChange } from "../../objects/message-changes";
 import { unwrap } from "../errors";
 import { parse, readJson } from "../lib/body";
 import { memberConversation } from "../lib/membership";
-import { conversationStub } from "../lib/stubs";
+import { conversationStub } from "../../shared/stubs";
 import { authOnce } from "../middleware/auth";
 import { describeRoute, errors, json, jsonBody, pathParameter } from "../openapi/describe";
 import type { AppEnv } from "../types";

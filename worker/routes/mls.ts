@@ -12,9 +12,9 @@ import { ClaimedKeyPackages, CommitAccepted, GroupInfoSchema, KeyPackageCount, K
 import { z } from "zod";
 import { ApiError, unwrap } from "../errors";
 import { parse, readJson } from "../lib/body";
-import { limits } from "../lib/config";
+import { limits } from "../../shared/config";
 import { memberConversation } from "../lib/membership";
-import { conversationStub, inboxStub } from "../lib/stubs";
+import { conversationStub, inboxStub } from "../../shared/stubs";
 import { authOnce } from "../middleware/auth";
 import { describeRoute, errors, json, jsonBody, pathParameter, queryParameters } from "../openapi/describe";
 import type { AppEnv } from "../types";
@@ -24,7 +24,7 @@ export const mls = new Hono<AppEnv>();
 mls.use("/mls/*", authOnce);
 mls.use("/conversations/:id/mls/*", authOnce);
 
-const config = (env: Env) => limits(env as unknown as Record<string, unknown>);
+const config = (env: Env) => limits(env);
 
 // ---- key packages --------------------------------------------------------------
 

@@ -1,11 +1,11 @@
 /** Web Push subscriptions and the VAPID public key: CONTRACT.md section 8. */
 import { Hono } from "hono";
-import { PushSubscriptionBody } from "../../objects/push-subscriptions";
+import { PushSubscriptionBody } from "../../protocol";
 import { PushSubscriptionCreated, VapidPublicKey } from "../../protocol/responses";
 import { ApiError } from "../errors";
 import { readJson } from "../lib/body";
-import { pushConfig } from "../lib/config";
-import { inboxStub } from "../lib/stubs";
+import { pushConfig } from "../push/config";
+import { inboxStub } from "../../shared/stubs";
 import { requireAuth } from "../middleware/auth";
 import { describeRoute, errors, json, jsonBody, PUBLIC } from "../openapi/describe";
 import { parseSubscription, WebPushError } from "../push";

@@ -5,12 +5,12 @@
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
-import { CursorParam } from "../../objects/inbox";
-import { CALLER_HEADERS } from "../../objects/schema";
+import { CursorParam } from "../../protocol";
+import { CALLER_HEADERS } from "../../shared/caller";
 import { ApiError } from "../errors";
-import { limits } from "../lib/config";
+import { limits } from "../../shared/config";
 import { memberConversation } from "../lib/membership";
-import { conversationStub, inboxStub } from "../lib/stubs";
+import { conversationStub, inboxStub } from "../../shared/stubs";
 import { requireAuth } from "../middleware/auth";
 import { describeRoute, errors, pathParameter, queryParameters } from "../openapi/describe";
 import type { AppEnv, Auth } from "../types";
@@ -23,7 +23,7 @@ export const sockets = new Hono<AppEnv>();
  * that are not browsers send no Origin and are not affected.
  */
 const checkOrigin = createMiddleware<AppEnv>(async (c, next) => {
-  const allowed = limits(c.env as unknown as Record<string, unknown>).allowedOrigins;
+  const allowed = limits(c.env).allowedOrigins;
   const origin = c.req.header("origin");
   if (allowed.length > 0 && origin !== undefined && !allowed.includes(origin)) {
     throw new ApiError("forbidden", `origin ${origin} may not open WebSockets here`);

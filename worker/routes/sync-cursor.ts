@@ -6,7 +6,7 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { inboxStub } from "../lib/stubs";
+import { inboxStub } from "../../shared/stubs";
 import { requireAuth } from "../middleware/auth";
 import { describeRoute, errors, json } from "../openapi/describe";
 import type { AppEnv } from "../types";

@@ -1,44 +1,16 @@
 /**
- * Versioned storage schemas for the objects' SQLite. Each entry of `steps` is one
- * migration; the applied count lives in `_schema`. Run from the constructor inside
- * `blockConcurrencyWhile`, so no request ever sees a half-migrated object.
+ * The objects' hibernatable sockets, below any one object: the caller of a forwarded
+ * upgrade, sending frames, and closing sockets whose token expired.
  */
-export function migrate(sql: SqlStorage, steps: readonly string[]): void {
-  sql.exec("CREATE TABLE IF NOT EXISTS _schema (version INTEGER NOT NULL)");
-  const row = sql.exec<{ version: number }>("SELECT version FROM _schema").toArray()[0];
-  let version = row?.version ?? 0;
-  if (!row) sql.exec("INSERT INTO _schema (version) VALUES (0)");
-  while (version < steps.length) {
-    sql.exec(steps[version]!);
-    version += 1;
-    sql.exec("UPDATE _schema SET version = ?", version);
-  }
-}
+import type { ServerFrame, Wire } from "../protocol";
+import { callerFromHeaders, type TokenCaller } from "../shared/caller";
 
-/** Identity the Worker attaches when it forwards an authenticated request to an object. */
-export interface Caller {
-  userId: string;
-  deviceId: string;
-}
-
-/** Headers the Worker sets on a forwarded WebSocket upgrade; objects are unreachable from outside. */
-export const CALLER_HEADERS = { user: "x-chat-user", device: "x-chat-device", exp: "x-chat-token-exp" } as const;
-
-/** What every hibernatable socket carries in its attachment, so it survives eviction. */
-export interface SocketIdentity extends Caller {
-  /**
-   * Token expiry, seconds since the epoch: the object's alarm closes the socket with 4401
-   * then, and nothing is sent to it past it (nor is a frame from it taken).
-   */
-  exp: number;
-}
-
-export function callerFromHeaders(headers: Headers): SocketIdentity | null {
-  const userId = headers.get(CALLER_HEADERS.user);
-  const deviceId = headers.get(CALLER_HEADERS.device);
-  const exp = Number(headers.get(CALLER_HEADERS.exp));
-  return userId && deviceId && Number.isFinite(exp) ? { userId, deviceId, exp } : null;
-}
+/**
+ * What every hibernatable socket carries in its attachment, so it survives eviction. At
+ * `exp` the object's alarm closes the socket with 4401, and nothing is sent to it past it
+ * (nor is a frame from it taken).
+ */
+export type SocketIdentity = TokenCaller;
 
 /**
  * The caller of a WebSocket upgrade the Worker forwarded, or the 400 answer when the
@@ -60,8 +32,11 @@ export function answerClose(ws: WebSocket, code: number): void {
 export const json = (body: unknown, status = 200): Response =>
   new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 
-/** Frames are JSON text; a socket that went away mid-send is not an error worth surfacing. */
-export function sendFrame(ws: WebSocket, frame: unknown): void {
+/**
+ * Frames are JSON text, serialized here or already (one text for many sockets); a socket
+ * that went away mid-send is not an error worth surfacing.
+ */
+export function sendFrame(ws: WebSocket, frame: ServerFrame | Wire<ServerFrame>): void {
   try {
     ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
   } catch {

@@ -1,5 +1,19 @@
-/** Limits from CONTRACT.md section 2, read from `[vars]` with the contract's defaults. */
-import { DEFAULT_PUSH_HOSTS } from "../push/endpoint";
+/** Limits from CONTRACT.md section 2, read from `[vars]` with the contract's defaults; the Worker and the objects both read them. */
+
+/**
+ * What the config readers take: the Worker's `Env`, or a test's few vars. Values are
+ * `unknown` because `wrangler types` declares each var as wrangler.toml's literal, which a
+ * deployment or a test may override; the extra names are vars only some setups set
+ * (secrets, .dev.vars), so `wrangler types` does not list them.
+ */
+export type Vars = { readonly [K in keyof Env | OptionalVar]?: unknown };
+type OptionalVar = "PUSH_ALLOW_LOOPBACK_HTTP" | "TURN_KEY_ID" | "TURN_KEY_API_TOKEN" | "TURN_API_BASE" | "BENCH_METER";
+
+/** A var's text, or undefined when unset or not a string. */
+export function readVar(env: Vars, name: keyof Vars): string | undefined {
+  const value = env[name];
+  return typeof value === "string" ? value : undefined;
+}
 
 export interface Limits {
   maxContentChars: number;
@@ -55,13 +69,15 @@ export interface Limits {
 /** R2 refuses to complete a multipart upload whose parts (but the last) are smaller. */
 export const R2_MIN_PART_BYTES = 5 * 1024 * 1024;
 
-const int = (value: string | undefined, fallback: number): number => {
+/** A positive integer var, floored; anything else is the default. */
+export const positiveInt = (value: string | undefined, fallback: number): number => {
   const n = Number(value);
   return Number.isFinite(n) && n > 0 ? Math.floor(n) : fallback;
 };
 
-export function limits(env: Partial<Record<string, unknown>>): Limits {
-  const s = (k: string) => (typeof env[k] === "string" ? (env[k] as string) : undefined);
+export function limits(env: Vars): Limits {
+  const s = (k: keyof Vars) => readVar(env, k);
+  const int = positiveInt;
   return {
     maxContentChars: int(s("MAX_CONTENT_CHARS"), 100_000),
     maxBodyBytes: int(s("MAX_BODY_BYTES"), 256 * 1024),
@@ -93,16 +109,5 @@ export function limits(env: Partial<Record<string, unknown>>): Limits {
       .split(",")
       .map((o) => o.trim())
       .filter(Boolean),
-  };
-}
-
-/** Web Push settings. Loopback http: endpoints are for local testing and only set in .dev.vars. */
-export function pushConfig(env: Partial<Record<string, unknown>> | Env) {
-  const e = env as Record<string, unknown>;
-  return {
-    allowLoopbackHttp: e.PUSH_ALLOW_LOOPBACK_HTTP === "true",
-    /** PUSH_HOSTS: comma-separated push service hosts (`*.` for any name below); empty or unset: the browsers' services. */
-    hosts: typeof e.PUSH_HOSTS === "string" && e.PUSH_HOSTS.trim() !== "" ? e.PUSH_HOSTS.split(",").map((h) => h.trim()).filter(Boolean) : DEFAULT_PUSH_HOSTS,
-    retryBaseSeconds: int(typeof e.PUSH_RETRY_BASE_SECONDS === "string" ? e.PUSH_RETRY_BASE_SECONDS : undefined, 2),
   };
 }
