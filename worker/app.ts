@@ -34,10 +34,6 @@ export function originsWarning(env: Vars): string | null {
   );
 }
 
-/**
- * Tokens signed with a short or publicly known secret can be forged by anyone: refuse to
- * work at all (health and this document aside) rather than issue or accept them.
- */
 /** API answers are per caller and never to be kept by a browser or a proxy. */
 app.use("*", async (c, next) => {
   await next();
@@ -63,6 +59,10 @@ app.use("*", async (c, next) => {
   await next();
 });
 
+/**
+ * Tokens signed with a short or publicly known secret can be forged by anyone: refuse to
+ * work at all (health and this document aside) rather than issue or accept them.
+ */
 app.use("*", async (c, next) => {
   const problem = tokenSecretProblem(c.env.TOKEN_SECRET);
   if (problem && c.req.path !== "/v1/health" && c.req.path !== "/v1/openapi.json") {

@@ -338,6 +338,8 @@ describe.skipIf(!existsSync(CHROMIUM))("web app in Chromium", () => {
       });
       await alice.getByTestId("encryption-lock").click();
       await page.getByTestId("back").click();
+      // The list and its header fit the phone's width (a wider header once pushed sign-out off screen).
+      expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
       await page.getByTestId("logout").click();
       await page.getByTestId("auth-handle").waitFor();
       await page.reload();
