@@ -13,9 +13,10 @@
  * at most once per IDLE_INBOX_INTERVAL_MS: a busy room then costs its idle members a few
  * calls a second between them rather than one per message each.
  */
-import { eventsFor, type ConversationStore, type FeedEntry, type MemberRow } from "./conversation-store";
+import { eventsFor, type ConversationStore, type FeedEntry, type MemberRow, type OwedEvent } from "./conversation-store";
 import type { IngestAnswer } from "./inbox";
 import type { AlarmScheduler } from "./scheduler";
+import { toWire, type WireEvent } from "./wire-events";
 
 /** The safety net: how soon after a write the alarm re-drains if the immediate drain did not finish. */
 const SAFETY_NET_MS = 2_000;
@@ -197,14 +198,27 @@ class SharedFeed {
     this.last = store.lastFeedId();
   }
 
-  owedTo(userId: string, after: number, end: number) {
+  /** Each entry's wire form, serialized once for every member it goes to. */
+  private readonly wired = new Map<number, WireEvent>();
+
+  owedTo(userId: string, after: number, end: number): { events: WireEvent[]; upto: number } {
     const key = `${after}:${end}`;
     let entries = this.reads.get(key);
     if (!entries) {
       entries = this.store.feedAfter(after, end, BATCH);
       this.reads.set(key, entries);
     }
-    return eventsFor(userId, entries, end, BATCH);
+    const { events, upto } = eventsFor(userId, entries, end, BATCH);
+    return { events: events.map((e) => this.wire(e)), upto };
+  }
+
+  private wire(e: OwedEvent): WireEvent {
+    let w = this.wired.get(e.feedId);
+    if (!w) {
+      w = toWire(e);
+      this.wired.set(e.feedId, w);
+    }
+    return w;
   }
 }
 

@@ -26,6 +26,7 @@ import {
 import { limits } from "../shared/config";
 import { conversationStub } from "../shared/stubs";
 import type { OwedEvent } from "./conversation-store";
+import { asWire, eventOf, messageJson, type WireEvent } from "./wire-events";
 import { IDLE_INBOX_INTERVAL_MS } from "./fanout";
 import { AlarmScheduler } from "./scheduler";
 import { KEY_PACKAGES_LOW, KEY_PACKAGES_SCHEMA, KeyPackageStore, type ClaimedPackage, type VerifiedKeyPackage } from "./key-packages";
@@ -101,7 +102,8 @@ interface LogRow extends Record<string, SqlStorageValue> {
 export interface IngestBatch {
   userId: string;
   conversationId: string;
-  events: OwedEvent[];
+  /** WireEvents from the fan-out; event objects are taken too (tests, tools). */
+  events: (WireEvent | OwedEvent)[];
   upto: number;
 }
 
@@ -143,25 +145,22 @@ export class Inbox extends DurableObject<Env> {
     let position = 0;
     this.ctx.storage.transactionSync(() => {
       position = this.feedPosition(batch.conversationId);
-      const fresh = batch.events.filter((e) => e.feedId > position);
+      const fresh = batch.events.map(asWire).filter((e) => e.feedId > position);
       // The list keeps the newest message only: the earlier ones of the batch need no update.
-      const newest = fresh.findLastIndex((e) => e.event.type === "message");
+      const newest = fresh.findLastIndex((e) => e.type === "message");
       // `joined` and `list_flags` only change the list; every other event is logged.
-      const logged = fresh
-        .map((e) => e.event)
-        .filter((e): e is Exclude<FeedEvent, { type: "joined" } | { type: "list_flags" }> => e.type !== "joined" && e.type !== "list_flags");
-      appended.push(...this.appendAll(batch.conversationId, logged));
-      fresh.forEach(({ event }, i) => {
-        if (event.type !== "message" || i === newest) this.applyToList(batch.userId, batch.conversationId, event);
+      appended.push(...this.appendAll(batch.conversationId, fresh.filter((e) => e.type !== "joined" && e.type !== "list_flags")));
+      // A batch that ends with its newest message (the usual one) updates the list entry and the
+      // feed position in one statement; any other batch applies its events in order, then the position.
+      const endsWithMessage = newest >= 0 && newest === fresh.length - 1;
+      fresh.forEach((e, i) => {
+        if (e.type !== "message" || (i === newest && !endsWithMessage)) this.applyToList(batch.userId, batch.conversationId, eventOf(e));
       });
-      const jobs = this.pushJobs(batch.userId, fresh.map((e) => e.event));
+      const jobs = this.pushJobs(batch.userId, batch.conversationId, fresh);
       this.subscriptions.stage(jobs);
       pushes = jobs.length;
-      this.sql.exec(
-        "UPDATE conversations SET last_feed_id = max(last_feed_id, ?) WHERE conversation_id = ?",
-        batch.upto,
-        batch.conversationId,
-      );
+      if (endsWithMessage) this.listMessageAndPosition(batch.conversationId, fresh[newest]!, batch.upto);
+      else this.sql.exec("UPDATE conversations SET last_feed_id = max(last_feed_id, ?) WHERE conversation_id = ?", batch.upto, batch.conversationId);
       position = Math.max(position, batch.upto);
     });
     // Only once the transaction committed: a rolled-back batch leaves the position where it was.
@@ -439,12 +438,9 @@ export class Inbox extends DurableObject<Env> {
    * One push per subscribed device without a device socket, for the newest of others'
    * messages in the batch: the payload only says where to look, so one is enough.
    */
-  private pushJobs(userId: string, events: FeedEvent[]): PushJob[] {
-    const newest = events.reduce<Message | null>(
-      (best, e) =>
-        e.type === "message" && e.message.sender_id !== userId && e.message.kind !== "mls_commit" && (!best || e.message.seq > best.seq)
-          ? e.message
-          : best,
+  private pushJobs(userId: string, conversationId: string, events: WireEvent[]): PushJob[] {
+    const newest = events.reduce<WireEvent | null>(
+      (best, e) => (e.type === "message" && e.sender !== userId && e.kind !== "mls_commit" && (!best || e.seq! > best.seq!) ? e : best),
       null,
     );
     if (!newest || this.subscriptions.knownEmpty()) return [];
@@ -455,7 +451,7 @@ export class Inbox extends DurableObject<Env> {
         .map((ws) => this.host.attachment(ws).deviceId),
     );
     const media = newest.kind === "media" ? { kind: "media" as const } : {};
-    return this.subscriptions.jobsFor(userId, online, { type: "message", conversation_id: newest.conversation_id, seq: newest.seq, ...media });
+    return this.subscriptions.jobsFor(userId, online, { type: "message", conversation_id: conversationId, seq: newest.seq!, ...media });
   }
 
   private replay(ws: WebSocket, since: number): void {
@@ -485,24 +481,16 @@ export class Inbox extends DurableObject<Env> {
   }
 
   /**
-   * Appends events to the log in one statement (one per event cost more than the rows);
-   * answers the rows added in log order, less messages the log already holds.
+   * Appends events to the log, up to LOG_ROWS_PER_INSERT a statement, stored as the text the
+   * conversation sent; answers the rows added in log order, less messages the log already holds.
    */
-  private appendAll(conversationId: string, events: Exclude<FeedEvent, { type: "joined" }>[]): LogRow[] {
+  private appendAll(conversationId: string, events: WireEvent[]): LogRow[] {
     if (events.length === 0) return [];
-    const entries: LogEntry[] = events.map((event) => {
-      const isMessage = event.type === "message";
-      // A change (section 13) is logged with the seq it is about, so a delete can find it.
-      const aboutMessage = isMessage || event.type === "message_updated";
-      let deviceId: string | null = null;
-      let stored: FeedEvent | DeviceOnlyEvent = event;
-      if (event.type === "mls_welcome") {
-        const { to_device_id, ...welcome } = event;
-        deviceId = to_device_id;
-        stored = welcome;
-      }
-      const kind = isMessage ? event.message.kind : null;
-      return [event.type, aboutMessage ? event.message.seq : null, isMessage ? event.message.sender_id : null, JSON.stringify(stored), deviceId, kind];
+    const entries: LogEntry[] = events.map((e) => {
+      if (e.type !== "mls_welcome") return [e.type, e.seq, e.sender, e.json, null, e.kind];
+      // For one device only: the log keeps whose it is beside the event, not in it.
+      const { to_device_id, ...welcome } = eventOf(e) as Extract<FeedEvent, { type: "mls_welcome" }>;
+      return [e.type, null, null, JSON.stringify(welcome), to_device_id, null];
     });
     const now = Date.now();
     const rows: LogRow[] = [];
@@ -560,6 +548,24 @@ export class Inbox extends DurableObject<Env> {
       )
       .one().cursor;
     return { cursor, event: json, device_id: deviceId };
+  }
+
+  /** The list's last message (if newer than the one it shows) and the feed position, in one statement. */
+  private listMessageAndPosition(conversationId: string, message: WireEvent, upto: number): void {
+    // Every SET expression reads the row as it was, so `last_seq < ?2` is the old last_seq throughout.
+    this.sql.exec(
+      `UPDATE conversations SET
+         last_message = CASE WHEN last_seq < ?2 THEN ?1 ELSE last_message END,
+         last_activity = CASE WHEN last_seq < ?2 THEN max(last_activity, ?3) ELSE last_activity END,
+         last_seq = max(last_seq, ?2),
+         last_feed_id = max(last_feed_id, ?4)
+       WHERE conversation_id = ?5`,
+      messageJson(message),
+      message.seq,
+      message.at,
+      upto,
+      conversationId,
+    );
   }
 
   private applyToList(userId: string, conversationId: string, event: FeedEvent): void {
