@@ -211,7 +211,10 @@ export interface RealOptions {
 
 /** The real Worker and its objects, from wrangler.toml, with migrations applied. */
 export async function startReal(opts: RealOptions): Promise<ServerHandle> {
-  const { workerOptions, define, main } = fromWranglerToml();
+  // Without the web app's static assets: the bench speaks to the API only, and the assets'
+  // single-page fallback would answer /__bench/meter (outside /v1/) with index.html.
+  const { workerOptions: fromToml, define, main } = fromWranglerToml();
+  const { assets: _assets, ...workerOptions } = fromToml as typeof fromToml & { assets?: unknown };
   const outdir = mkdtempSync(join(tmpdir(), "edge-chat-bench-real-"));
   const entry = opts.sourceRoot ? join(opts.sourceRoot, "worker", "index.ts") : (main ?? join(ROOT, "worker", "index.ts"));
   const script = await bundle(entry, outdir, define);

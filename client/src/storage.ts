@@ -54,33 +54,41 @@ export class IndexedDBStorage implements ChatStorage {
         };
         resolve(db);
       };
-      request.onerror = () => reject(request.error);
+      request.onerror = () => {
+        this.db = null;
+        reject(request.error);
+      };
       request.onblocked = () => console.warn("IndexedDBStorage: opening waits for another tab to close the database");
     });
     return this.db;
   }
 
   /**
-   * A read that has not answered in READ_TIMEOUT_MS is tried once more on a new connection:
-   * in a browser under load a first read on a fresh page was seen never to answer.
+   * A read that has not answered in READ_TIMEOUT_MS, opening the database included, is tried
+   * again on a new connection (twice at most, then an error the caller can act on): in a
+   * browser under load a first read on a fresh page, or the open right after a reload that
+   * cut a sign-out's transaction short, was seen never to answer.
    */
   async read<T>(key: string): Promise<T | undefined> {
     for (let attempt = 1; ; attempt++) {
-      const db = await this.open();
-      const answer = await Promise.race([
-        new Promise<{ value: T | undefined }>((resolve, reject) => {
-          const request = db.transaction("kv", "readonly").objectStore("kv").get(key);
-          request.onsuccess = () => resolve({ value: request.result as T | undefined });
-          request.onerror = () => reject(request.error);
-        }),
-        new Promise<null>((resolve) => setTimeout(() => resolve(null), READ_TIMEOUT_MS)),
-      ]);
+      const answer = await Promise.race([this.readOnce<T>(key), new Promise<null>((resolve) => setTimeout(() => resolve(null), READ_TIMEOUT_MS))]);
       if (answer) return answer.value;
       if (attempt >= 3) throw new Error(`IndexedDBStorage: reading ${key} did not answer`);
       console.warn(`IndexedDBStorage: reading ${key} did not answer in ${READ_TIMEOUT_MS} ms; reopening`);
-      db.close();
+      const stuck = this.db;
       this.db = null;
+      // A connection that did open late is closed, not leaked.
+      void stuck?.then((db) => db.close(), () => undefined);
     }
+  }
+
+  private async readOnce<T>(key: string): Promise<{ value: T | undefined }> {
+    const db = await this.open();
+    return new Promise((resolve, reject) => {
+      const request = db.transaction("kv", "readonly").objectStore("kv").get(key);
+      request.onsuccess = () => resolve({ value: request.result as T | undefined });
+      request.onerror = () => reject(request.error);
+    });
   }
 
   async write(entries: Record<string, unknown>): Promise<void> {

@@ -356,6 +356,8 @@ function callSuite() {
   it("a declined voice call ends on both sides", async () => {
     await bob.goto("/");
     await bob.getByTestId("conversation-item").waitFor();
+    // A ring reaches only sockets open when it is sent (never replayed): wait for the reloaded page's device socket.
+    await until("bob's page connected", () => bob.evaluate(() => (globalThis as unknown as { edgeChat: { connection: string } }).edgeChat.connection === "connected"));
     await alice.getByTestId("call-audio").click();
     await alice.getByTestId("in-call").waitFor();
     await bob.getByTestId("incoming-call").waitFor({ timeout: 10_000 });

@@ -97,7 +97,8 @@ describe("per-user limits", () => {
     // 90 tokens are left, refilled at 10 a second while the test runs: 250 stays over on a slow machine.
     const more = await seedUsers(250);
     expectLimited(await call("POST", `/conversations/${first.json.conversation_id}/members`, { token: a.token, body: { user_ids: more } }));
-  });
+    // Two 256-member groups and 505 users: about 5 s here when the machine is busy.
+  }, 30_000);
 });
 
 describe("per-socket frame limits", () => {

@@ -288,6 +288,9 @@ export class AppModel {
     on.push(chat.on("state", (state) => {
       const was = this.connection;
       this.connection = state;
+      // An open socket proves the network works, whatever navigator.onLine said (it can be
+      // false on a machine whose only network is loopback, or stale after a reload).
+      if (state === "connected") this.online = true;
       if (state === "connected" && was !== "connected") void this.refreshList();
       if (state === "failed") void this.sessionLost();
       this.changed();
