@@ -171,11 +171,14 @@ export class AppModel {
   /** The stored session, if any (reload keeps you signed in). */
   async start(): Promise<void> {
     let chat: ChatClient | null = null;
+    // Said in the console, so that a page stuck on "Loading…" shows where it stopped.
+    console.debug("edge-chat: restoring the stored session");
     try {
       chat = await ChatClient.restore({ baseUrl: this.baseUrl, storage: this.storage });
     } catch (err) {
       console.warn("edge-chat: could not restore the session", err);
     }
+    console.debug(`edge-chat: ${chat ? "session restored" : "no stored session"}`);
     if (!chat) {
       this.phase = "signed-out";
       this.changed();
