@@ -15,6 +15,7 @@
  */
 import { eventsFor, type ConversationStore, type FeedEntry, type MemberRow, type OwedEvent } from "./conversation-store";
 import type { IngestAnswer } from "./inbox";
+import { inboxStub } from "../shared/stubs";
 import type { AlarmScheduler } from "./scheduler";
 import { toWire, type WireEvent } from "./wire-events";
 
@@ -167,7 +168,7 @@ export class FanOut {
 
   /** Sends one member's inbox everything it is owed; answers false if the inbox could not be reached. */
   private async catchUp(conversationId: string, member: MemberRow, feed: SharedFeed, confirmed: Map<string, number>): Promise<boolean> {
-    const inbox = this.env.INBOX.get(this.env.INBOX.idFromName(member.user_id));
+    const inbox = inboxStub(this.env, member.user_id);
     const end = member.feed_end ?? feed.last;
     let fed = member.fed_upto;
     try {

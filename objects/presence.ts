@@ -10,6 +10,7 @@
  * says so and is dropped.
  */
 import type { Presence } from "../protocol";
+import { conversationStub } from "../shared/stubs";
 import type { AlarmScheduler } from "./scheduler";
 
 export const PRESENCE_GRACE_MS = 5_000;
@@ -90,7 +91,7 @@ export class PresenceTracker {
     const watchers = this.sql.exec<{ conversation_id: string }>("SELECT conversation_id FROM watchers").toArray();
     await Promise.allSettled(
       watchers.map(({ conversation_id }) =>
-        this.env.CONVERSATION.get(this.env.CONVERSATION.idFromName(conversation_id)).presencePolicyChanged(userId),
+        conversationStub(this.env, conversation_id).presencePolicyChanged(userId),
       ),
     );
   }
@@ -102,7 +103,7 @@ export class PresenceTracker {
     await Promise.all(
       watchers.map(async ({ conversation_id }) => {
         try {
-          const stub = this.env.CONVERSATION.get(this.env.CONVERSATION.idFromName(conversation_id));
+          const stub = conversationStub(this.env, conversation_id);
           if (!(await stub.presenceChanged(userId, presence))) {
             this.sql.exec("DELETE FROM watchers WHERE conversation_id = ?", conversation_id);
           }
