@@ -25,8 +25,7 @@ import {
 } from "../protocol";
 import { limits } from "../shared/config";
 import { conversationStub } from "../shared/stubs";
-import type { OwedEvent } from "./conversation-store";
-import { asWire, eventOf, messageJson, type WireEvent } from "./wire-events";
+import { eventOf, messageJson, type WireEvent } from "./wire-events";
 import { IDLE_INBOX_INTERVAL_MS } from "./fanout";
 import { AlarmScheduler } from "./scheduler";
 import { KEY_PACKAGES_LOW, KEY_PACKAGES_SCHEMA, KeyPackageStore, type ClaimedPackage, type VerifiedKeyPackage } from "./key-packages";
@@ -102,8 +101,7 @@ interface LogRow extends Record<string, SqlStorageValue> {
 export interface IngestBatch {
   userId: string;
   conversationId: string;
-  /** WireEvents from the fan-out; event objects are taken too (tests, tools). */
-  events: (WireEvent | OwedEvent)[];
+  events: WireEvent[];
   upto: number;
 }
 
@@ -145,7 +143,7 @@ export class Inbox extends DurableObject<Env> {
     let position = 0;
     this.ctx.storage.transactionSync(() => {
       position = this.feedPosition(batch.conversationId);
-      const fresh = batch.events.map(asWire).filter((e) => e.feedId > position);
+      const fresh = batch.events.filter((e) => e.feedId > position);
       // The list keeps the newest message only: the earlier ones of the batch need no update.
       const newest = fresh.findLastIndex((e) => e.type === "message");
       // `joined` and `list_flags` only change the list; every other event is logged.

@@ -36,9 +36,6 @@ export function toWire({ feedId, event }: OwedEvent): WireEvent {
   };
 }
 
-/** Callers holding event objects (tests, tools) may still send them; the fan-out sends WireEvents. */
-export const asWire = (e: WireEvent | OwedEvent): WireEvent => ("json" in e ? e : toWire(e));
-
 export const eventOf = (e: WireEvent): FeedEvent => JSON.parse(e.json) as FeedEvent;
 
 const MESSAGE_HEAD = '{"type":"message","message":';

@@ -4,6 +4,7 @@
  */
 import { abortAllDurableObjects, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { toWire } from "../../objects/wire-events";
 import { describe, expect, it } from "vitest";
 import type { Conversation } from "../../objects/conversation";
 import { call, group, openSocket, register, send } from "./helpers";
@@ -111,8 +112,9 @@ describe("fan-out", () => {
       const member = store.member(b.user_id)!;
       return store.owedTo({ ...member, fed_upto: 0 }, 100);
     });
-    await inboxStub(b.user_id).ingest({ userId: b.user_id, conversationId: id, ...owed });
-    await inboxStub(b.user_id).ingest({ userId: b.user_id, conversationId: id, ...owed });
+    const batch = { userId: b.user_id, conversationId: id, events: owed.events.map(toWire), upto: owed.upto };
+    await inboxStub(b.user_id).ingest(batch);
+    await inboxStub(b.user_id).ingest(batch);
     expect(await inboxSeqs(b.user_id, id)).toEqual([1]);
   });
 

@@ -5,6 +5,7 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { toWire } from "../../objects/wire-events";
 import { describe, expect, it } from "vitest";
 import { leaseTokens, RATE_LIMIT_SCHEMA } from "../../objects/rate-limit";
 import { SendLeases } from "../../objects/send-leases";
@@ -97,7 +98,7 @@ describe("fan-out to inboxes", () => {
     const id = await group(a, [b]);
     await send(a, id, "one");
     await expect.poll(() => inboxSeqs(b.user_id, id), { timeout: 8_000 }).toEqual([1]);
-    const events = [{ feedId: 1_000_001, event: { type: "receipt" as const, conversation_id: id, user_id: a.user_id, kind: "read" as const, up_to_seq: 1 } }];
+    const events = [{ feedId: 1_000_001, event: { type: "receipt" as const, conversation_id: id, user_id: a.user_id, kind: "read" as const, up_to_seq: 1 } }].map(toWire);
     expect(await inboxStub(b.user_id).ingest({ userId: b.user_id, conversationId: id, events, upto: 1_000_001 })).toEqual({ streaming: false });
     const device = (await openSocket("/sync?since=0", b.token)).socket!;
     await device.waitFor((f) => f.type === "message");
@@ -122,7 +123,7 @@ describe("fan-out to inboxes", () => {
     const events = [
       { feedId: 2_000_001, event: { type: "message" as const, message: again } },
       { feedId: 2_000_002, event: { type: "message" as const, message: fresh } },
-    ];
+    ].map(toWire);
     await inboxStub(b.user_id).ingest({ userId: b.user_id, conversationId: id, events, upto: 2_000_002 });
     expect(await inboxSeqs(b.user_id, id)).toEqual([1, 2]);
     const streamed = await device.waitFor((f) => f.type === "message" && f.message.seq === 2);

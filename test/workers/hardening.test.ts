@@ -1,6 +1,7 @@
 /** Regressions found by the fuzz run (bench/fuzz). */
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
+import { toWire } from "../../objects/wire-events";
 import { describe, expect, it } from "vitest";
 import { BASE, call, group, register, send } from "./helpers";
 
@@ -64,7 +65,7 @@ describe("hardening", () => {
       created_at: Date.now(),
     });
     // Feed positions far beyond the real conversation's, as one 150-event batch.
-    const events = Array.from({ length: 150 }, (_, i) => ({ feedId: 1000 + i, event: { type: "message" as const, message: message(1000 + i) } }));
+    const events = Array.from({ length: 150 }, (_, i) => ({ feedId: 1000 + i, event: { type: "message" as const, message: message(1000 + i) } })).map(toWire);
     await inboxStub(b.user_id).ingest({ userId: b.user_id, conversationId: id, events, upto: 1149 });
     const state = await runInDurableObject(inboxStub(b.user_id), async (_, s) => ({
       logged: s.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM log WHERE type = 'message' AND seq >= 1000").one().n,
